@@ -1,0 +1,55 @@
+"""Helpers shared by the command modules: settings from flags, JSON output, the rich console."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from ..config import Settings, load_settings
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def settings_from(args) -> Settings:
+    """Settings with only the flags the user actually typed applied on top (unset flags are None)."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    return load_settings(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+def add_collection_flag(parser) -> None:
+    parser.add_argument("--collection", "-c", default=None, help="collection name (default: settings' default_collection)")
+
+
+def collection_name(args, settings: Settings) -> str:
+    return args.collection or settings.default_collection
+
+
+def add_json_flag(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+
+
+def _default(obj):
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, default=_default, indent=2, ensure_ascii=False) + "\n")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

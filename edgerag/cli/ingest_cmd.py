@@ -1,0 +1,153 @@
+"""`edgerag ingest`, `ls`, `rm`, `reindex`: keeping collections in sync with files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..store.collection import list_collections, remove_collection
+from .common import (add_collection_flag, add_json_flag, collection_name, console, err_console, human_size,
+                     print_json, settings_from)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ingest", help="add or sync files and folders into a collection")
+    p.add_argument("paths", nargs="+", type=Path)
+    add_collection_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=ingest_cmd)
+
+    p = sub.add_parser("ls", help="list collections, or the documents of one collection")
+    p.add_argument("name", nargs="?", help="collection to list documents of")
+    add_json_flag(p)
+    p.set_defaults(func=ls_cmd)
+
+    p = sub.add_parser("rm", help="remove a document (by path) from a collection, or a whole collection")
+    p.add_argument("target", help="document path, or the collection name with --all")
+    add_collection_flag(p)
+    p.add_argument("--all", action="store_true", help="remove the whole collection named by TARGET")
+    p.set_defaults(func=rm_cmd)
+
+    p = sub.add_parser("reindex", help="re-embed a collection with the active embedder")
+    add_collection_flag(p)
+    p.set_defaults(func=reindex_cmd)
+
+
+def ingest_cmd(args) -> int:
+    from ..ingest import ingest
+
+    settings = settings_from(args)
+    name = collection_name(args, settings)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                        console=err_console, disable=args.json, transient=False)
+    state = {"chunks": 0, "start": None}
+
+    def on_event(event) -> None:
+        if event.kind == "scanned":
+            state["files"] = progress.add_task("files", total=event.files_total, info="")
+            state["emb"] = progress.add_task("chunks embedded", total=None, info="")
+            state["start"] = time.perf_counter()
+        elif event.kind == "file":
+            o = event.outcome
+            info = f"{o.status}: {Path(o.path).name}"
+            progress.update(state["files"], advance=0 if o.status == "removed" else 1, info=info[:60])
+            if o.status == "failed" and not args.json:
+                progress.console.print(f"[red]failed[/] {o.path}: {o.reason}")
+        elif event.kind == "embedded":
+            state["chunks"] += event.chunks
+            rate = state["chunks"] / max(1e-6, time.perf_counter() - state["start"])
+            progress.update(state["emb"], completed=state["chunks"], info=f"{rate:.0f} chunks/s")
+
+    with progress:
+        report = ingest(settings, args.paths, name, on_event)
+    if args.json:
+        print_json({"collection": name, "summary": report.summary, "seconds": round(report.seconds, 2),
+                    "timings": report.timings, "new_chunks": report.new_chunks,
+                    "files": [o for o in report.outcomes if o.status != "unchanged"]})
+    else:
+        table = Table(title=f"collection {name}: {report.seconds:.1f}s, {report.new_chunks} new chunks embedded")
+        for col in report.summary:
+            table.add_column(col, justify="right")
+        table.add_row(*[str(v) for v in report.summary.values()])
+        console.print(table)
+        odd = [o for o in report.outcomes if o.status in ("failed", "unsupported")]
+        if odd:
+            reasons = Table(title="not ingested")
+            reasons.add_column("file")
+            reasons.add_column("reason")
+            for o in odd:
+                reasons.add_row(o.path, o.reason)
+            console.print(reasons)
+    return 1 if report.failed else 0
+
+
+def ls_cmd(args) -> int:
+    from ..store.collection import Collection
+
+    settings = settings_from(args)
+    root = settings.collections_dir
+    if not args.name:
+        rows = []
+        for name in list_collections(root):
+            with Collection.open(root, name) as col:
+                rows.append({"name": name, **col.counts(), "embedder": col.embedder_name})
+        if args.json:
+            print_json(rows)
+            return 0
+        table = Table(title=f"collections in {root}")
+        for col in ("name", "documents", "chunks", "texts", "embedder"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], str(r["documents"]), str(r["chunks"]), str(r["texts"]), r["embedder"])
+        console.print(table if rows else "no collections yet: run `edgerag ingest PATH`")
+        return 0
+    with Collection.open(root, args.name) as col:
+        docs = col.documents()
+    if args.json:
+        print_json(docs)
+        return 0
+    table = Table(title=f"documents in {args.name}")
+    for col in ("path", "format", "size", "chunks", "ingested"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(d.path, d.format, human_size(d.size), str(d.n_chunks), d.ingested_at)
+    console.print(table)
+    return 0
+
+
+def rm_cmd(args) -> int:
+    from ..store.collection import Collection
+
+    settings = settings_from(args)
+    if args.all:
+        remove_collection(settings.collections_dir, args.target)
+        console.print(f"removed collection {args.target}")
+        return 0
+    from ..errors import BadInputError
+
+    name = collection_name(args, settings)
+    with Collection.open(settings.collections_dir, name) as col:
+        path = str(Path(args.target).expanduser().resolve())
+        if not col.delete_document(path) and not col.delete_document(args.target):
+            raise BadInputError(f"{args.target}: not a document of collection {name!r}")
+    console.print(f"removed {args.target} from {name}")
+    return 0
+
+
+def reindex_cmd(args) -> int:
+    from ..embed import load_active_embedder
+    from ..runtime import embedder_id
+    from ..store.collection import Collection
+
+    settings = settings_from(args)
+    name = collection_name(args, settings)
+    embedder = load_active_embedder(settings)
+    with Collection.open(settings.collections_dir, name) as col, console.status(f"re-embedding {name}"):
+        col.replace_all_embeddings(embedder_id(settings, embedder), embedder.embed)
+        counts = col.counts()
+    console.print(f"reindexed {name}: {counts['texts']} texts with {embedder.name}")
+    return 0

@@ -1,0 +1,142 @@
+"""One typed settings object: defaults, then the TOML file, then EDGERAG_* environment variables.
+
+Paths have one home here. By default the models store is the repository's `models/` folder (where the bundled
+defaults are prepared) and collections live in `<repo>/.edgerag/`. `EDGERAG_HOME=/some/dir` moves both under
+that directory (`models/` and `data/`), which is how tests isolate themselves and how a user keeps everything
+in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path | None:
+    home = os.environ.get("EDGERAG_HOME")
+    return Path(home).expanduser().resolve() if home else None
+
+
+def _default_models_dir() -> Path:
+    home = _default_home()
+    return home / "models" if home else REPO_ROOT / "models"
+
+
+def _default_data_dir() -> Path:
+    home = _default_home()
+    return home / "data" if home else REPO_ROOT / ".edgerag"
+
+
+@dataclass
+class Settings:
+    # Where models live: one folder per model with a manifest.json (see edgerag/models/).
+    models_dir: Path = field(default_factory=_default_models_dir)
+    # Where collections (SQLite + hnswlib index) and run outputs live.
+    data_dir: Path = field(default_factory=_default_data_dir)
+    # Collection used when a command is not given --collection.
+    default_collection: str = "default"
+    # CPU threads for onnxruntime and llama.cpp; 0 means "all physical cores we can see".
+    threads: int = 0
+    # Chunk size and overlap, counted in embedder tokens (MiniLM truncates at 256 word pieces).
+    chunk_tokens: int = 220
+    chunk_overlap: int = 32
+    # Texts per onnxruntime call when embedding.
+    embed_batch_size: int = 32
+    # hnswlib build/search parameters; ef_search is raised to at least k at query time.
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+    # Retrieval: candidates per retriever, how many chunks reach the prompt, and fusion.
+    retrieve_mode: str = "hybrid"
+    top_k: int = 5
+    candidates: int = 30
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    # Dense cosine below this and no BM25 hit means "not found in your documents".
+    min_relevance: float = 0.25
+    # Generation.
+    context_tokens: int = 2048
+    max_tokens: int = 256
+    temperature: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.models_dir = Path(self.models_dir).expanduser()
+        self.data_dir = Path(self.data_dir).expanduser()
+        if self.retrieve_mode not in ("dense", "bm25", "hybrid"):
+            raise ConfigError(f"retrieve_mode must be dense, bm25 or hybrid, not {self.retrieve_mode!r}")
+        for name in ("chunk_tokens", "embed_batch_size", "top_k", "candidates", "context_tokens", "max_tokens"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_tokens")
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.data_dir / "collections"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or max(1, os.cpu_count() or 1)
+
+    def as_dict(self) -> dict:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+
+
+def config_path() -> Path:
+    """The TOML file read by load_settings: $EDGERAG_CONFIG, else <home or data dir>/config.toml."""
+    if explicit := os.environ.get("EDGERAG_CONFIG"):
+        return Path(explicit).expanduser()
+    home = _default_home()
+    return (home if home else REPO_ROOT) / "edgerag.toml"
+
+
+def _coerce(name: str, kind: type, raw):
+    try:
+        if kind is Path:
+            return Path(raw)
+        if kind is bool:
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: cannot read {raw!r} as {kind.__name__}") from exc
+
+
+def load_settings(**overrides) -> Settings:
+    """Defaults < TOML file < EDGERAG_* environment < explicit overrides (CLI flags the user typed)."""
+    types = {f.name: f.type for f in fields(Settings)}
+    type_map = {"Path": Path, "int": int, "float": float, "str": str, "bool": bool}
+    values: dict = {}
+    path = config_path()
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        unknown = set(data) - set(types)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+        values.update(data)
+    for name in types:
+        env = os.environ.get(f"EDGERAG_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    typed = {k: _coerce(k, type_map[types[k]], v) for k, v in values.items()}
+    return Settings(**typed)
+
+
+def replace(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})

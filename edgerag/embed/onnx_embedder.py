@@ -1,0 +1,108 @@
+"""Sentence embeddings from an exported ONNX encoder: tokenize, run, mean-pool over real tokens, L2-normalise.
+
+This reproduces sentence-transformers' all-MiniLM-L6-v2 pipeline (Transformer → Pooling(mean) → Normalize)
+without torch, so the runtime path stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+
+
+class OnnxEmbedder:
+    def __init__(self, folder: Path, model_file: str = "model.onnx", threads: int = 0,
+                 batch_size: int = 32, max_tokens: int | None = None, name: str = ""):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.name = name or folder.name
+        model_path, tok_path = folder / model_file, folder / "tokenizer.json"
+        for path in (model_path, tok_path):
+            if not path.is_file():
+                raise ModelError(f"{path}: embedder file is missing")
+        details = _read_details(folder)
+        self.max_tokens = max_tokens or details.get("max_tokens", 256)
+        self.normalize = details.get("normalize", True)
+        self.batch_size = batch_size
+
+        self.tokenizer = Tokenizer.from_file(str(tok_path))
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        # A second tokenizer without truncation/padding counts tokens for the chunker.
+        self.counter = Tokenizer.from_file(str(tok_path))
+        self.counter.no_truncation()
+        self.counter.no_padding()
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+            raise ModelError(f"{model_path}: cannot load ONNX model ({exc})") from exc
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.dim = int(details.get("dim") or self.session.get_outputs()[0].shape[-1])
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces without the [CLS]/[SEP] specials."""
+        return len(self.counter.encode(text, add_special_tokens=False).ids)
+
+    def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self.counter.encode_batch(list(texts), add_special_tokens=False)]
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised. progress(n) is called after each batch."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Sorting by length keeps padding (wasted compute) low inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self._embed_batch([text])[0]
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feed)[0]  # (batch, tokens, dim)
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        if self.normalize:
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled.astype(np.float32)
+
+
+def _read_details(folder: Path) -> dict:
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        return json.loads(manifest.read_text(encoding="utf-8")).get("details", {})
+    return {}
+
+
+def load_active_embedder(settings, name: str | None = None) -> OnnxEmbedder:
+    """The embedder named (or the active one) from the settings' models store."""
+    from ..models import ModelStore
+
+    store = ModelStore(settings.models_dir)
+    manifest = store.get(name) if name else store.active("embedder")
+    if manifest.format != "onnx":
+        raise ModelError(f"{manifest.name} is not an ONNX embedder (format {manifest.format})")
+    return OnnxEmbedder(store.folder(manifest.name), manifest.main_file, threads=settings.n_threads,
+                        batch_size=settings.embed_batch_size, name=manifest.name)

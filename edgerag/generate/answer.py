@@ -1,0 +1,177 @@
+"""The ask pipeline: question → retrieve → assemble context → stream the answer → check citations.
+
+`AnswerEngine.ask` is what `edgerag ask`, each `chat` turn, the evaluation harness and the TUI call.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import BadInputError
+from ..retrieve import Hit, Retriever
+from ..retrieve.context import assemble
+from .citations import CheckedSentence, best_passage, check_answer, strip_markers
+from .prompts import NOT_FOUND, SYSTEM_PROMPT, messages_for, source_label, user_message
+
+PROMPT_OVERHEAD_TOKENS = 48  # chat-template tokens around the messages
+
+
+@dataclass
+class Source:
+    number: int  # [n] in the prompt
+    path: str
+    page: int | None
+    heading: str | None
+    text: str
+    score: float
+    dense: float | None
+    text_id: int
+
+    @property
+    def label(self) -> str:
+        return source_label(self.path, self.page, self.heading)
+
+
+@dataclass
+class Citation:
+    number: int
+    source: Source
+    passage: str  # the sentence of the source that best matches the citing sentence
+    supported: bool
+    attributed: bool  # matched by the checker, not written by the model
+
+
+@dataclass
+class Answer:
+    question: str
+    query: str  # what was searched (a follow-up is resolved against the conversation)
+    text: str
+    sources: list[Source]  # everything the model was shown, numbered
+    sentences: list[CheckedSentence] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)  # only the sources the answer cites
+    not_found: bool = False  # retrieval found nothing relevant, or the model said the documents lack it
+    interrupted: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def grounded(self) -> bool:
+        """At least one sentence is supported by a source."""
+        return any(s.supported_by for s in self.sentences)
+
+    @property
+    def unsupported_sentences(self) -> list[str]:
+        return [s.text for s in self.sentences if s.unsupported]
+
+
+def is_not_found(text: str) -> bool:
+    return "not found in your documents" in text.lower() or not text.strip()
+
+
+class AnswerEngine:
+    def __init__(self, retriever: Retriever, generator, settings, mode: str | None = None,
+                 top_k: int | None = None, order: str = "best-first"):
+        self.retriever, self.generator, self.settings = retriever, generator, settings
+        self.mode = mode or settings.retrieve_mode
+        self.top_k = top_k or settings.top_k
+        self.order = order
+
+    # -- retrieval -----------------------------------------------------------------------------------------
+    def relevant(self, hits: list[Hit]) -> bool:
+        if not hits:
+            return False
+        if self.mode == "bm25":
+            return True
+        best = max((h.dense for h in hits if h.dense is not None), default=None)
+        if best is None:  # hybrid hits all came from bm25 only: score the top one densely
+            best = float(self.retriever.embedder.embed_one(hits[0].text) @ self._qvec)
+        return best >= self.settings.min_relevance
+
+    def retrieve(self, query: str) -> list[Hit]:
+        self._qvec = self.retriever.embedder.embed_one(query)
+        return self.retriever.search(query, k=self.top_k, mode=self.mode)
+
+    # -- answering -----------------------------------------------------------------------------------------
+    def budget(self, question: str, history: list[dict]) -> int:
+        fixed = (self.generator.count_tokens(SYSTEM_PROMPT) + self.generator.count_tokens(user_message(question, []))
+                 + sum(self.generator.count_tokens(m["content"]) + 8 for m in history) + PROMPT_OVERHEAD_TOKENS)
+        return self.generator.n_ctx - self.settings.max_tokens - fixed
+
+    def ask(self, question: str, on_token: Callable[[str], None] = lambda _t: None,
+            history: list[dict] | None = None, query: str | None = None, reuse_cache: bool = True,
+            sources_override: list[Hit] | None = None) -> Answer:
+        """Answer one question. `sources_override` skips retrieval (oracle evaluation, finetuning checks)."""
+        question = (question or "").strip()
+        if not question:
+            raise BadInputError("empty question")
+        history = history or []
+        query = query or question
+        t0 = time.perf_counter()
+        room = self.budget(question, history)
+        if room < 64:
+            n = self.generator.count_tokens(question)
+            raise BadInputError(f"the question ({n} tokens) with the conversation does not fit the model's "
+                                f"{self.generator.n_ctx}-token context; shorten it or start a new chat")
+        hits = sources_override if sources_override is not None else self.retrieve(query)
+        t_retrieve = time.perf_counter() - t0
+        if sources_override is None and not self.relevant(hits):
+            answer = Answer(question, query, NOT_FOUND, [], not_found=True,
+                            timings={"retrieve_s": t_retrieve, "total_s": time.perf_counter() - t0})
+            on_token(NOT_FOUND)
+            return answer
+        chosen = assemble(hits, self.generator.count_tokens, room, self.order)
+        sources = [Source(i, h.source.path, h.source.page, h.source.heading, h.text, h.score, h.dense, h.text_id)
+                   for i, h in enumerate(chosen, start=1)]
+        messages = messages_for(question, sources, history)
+        pieces: list[str] = []
+        interrupted = False
+        try:
+            for piece in self.generator.stream_chat(messages, max_tokens=self.settings.max_tokens,
+                                                    temperature=self.settings.temperature, reuse_cache=reuse_cache):
+                pieces.append(piece)
+                on_token(piece)
+        except KeyboardInterrupt:
+            interrupted = True
+        text = "".join(pieces).strip()
+        stats = self.generator.stats
+        answer = Answer(question, query, text, sources, interrupted=interrupted,
+                        timings={"retrieve_s": t_retrieve, "first_token_s": t_retrieve + stats.first_token_s,
+                                 "generate_s": stats.total_s, "completion_tokens": stats.completion_tokens,
+                                 "tokens_per_s": stats.tokens_per_s})
+        self._check(answer)
+        answer.timings["total_s"] = time.perf_counter() - t0
+        return answer
+
+    def _check(self, answer: Answer) -> None:
+        if is_not_found(answer.text):
+            answer.not_found = True
+            return
+        texts = [s.text for s in answer.sources]
+        answer.sentences = check_answer(answer.text, texts, embed=self.retriever.embedder.embed)
+        seen: dict[int, Citation] = {}
+        for sentence in answer.sentences:
+            for n in (sentence.cited or sentence.supported_by):
+                if 1 <= n <= len(answer.sources) and n not in seen:
+                    src = answer.sources[n - 1]
+                    seen[n] = Citation(n, src, best_passage(strip_markers(sentence.text), src.text),
+                                       n in sentence.supported_by, sentence.attributed)
+                elif n in seen and n in sentence.supported_by:
+                    seen[n].supported = True
+        answer.citations = [seen[n] for n in sorted(seen)]
+
+
+_FOLLOWUP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|then|one|ones)\b",
+                       re.IGNORECASE)
+
+
+def resolve_followup(question: str, previous_questions: list[str]) -> str:
+    """The retrieval query for a chat turn: a short or pronoun-led follow-up borrows the previous question's
+    words ("what about its population?" after "Where is Warsaw?" searches both), so retrieval sees the topic."""
+    if not previous_questions:
+        return question
+    words = question.split()
+    looks_dependent = len(words) <= 4 or bool(_FOLLOWUP.search(question)) or \
+        question.lower().startswith(("and ", "what about", "how about", "why", "also"))
+    return f"{previous_questions[-1]} {question}" if looks_dependent else question

@@ -1,0 +1,102 @@
+"""The generator: a GGUF model in llama.cpp (llama-cpp-python), chat template taken from the GGUF itself.
+
+llama-cpp-python reuses the KV cache for the longest common token prefix between consecutive calls, so a chat
+whose earlier turns are resent unchanged only processes the new turn. `reuse_cache=False` resets the state
+first (the baseline the chat benchmark compares against).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_s: float = 0.0  # from the call to the first streamed token
+    total_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        gen = self.total_s - self.first_token_s
+        return self.completion_tokens / gen if gen > 0 else 0.0
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """llama.cpp logs model loading to fd 2 even with verbose=False; keep the terminal clean."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class Generator:
+    def __init__(self, model_path: Path, n_ctx: int = 2048, threads: int = 0, seed: int = 0,
+                 lora_path: Path | None = None, name: str = ""):
+        from llama_cpp import Llama
+
+        self.name = name or Path(model_path).stem
+        if not Path(model_path).is_file():
+            raise ModelError(f"{model_path}: generator model file is missing")
+        try:
+            with _quiet_stderr():
+                self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads or None,
+                                 n_batch=512, seed=seed, verbose=False,
+                                 lora_path=str(lora_path) if lora_path else None)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{model_path}: llama.cpp cannot load it ({exc})") from exc
+        self.n_ctx = n_ctx
+        self.stats = GenerationStats()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def stream_chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.1,
+                    reuse_cache: bool = True, stop: list[str] | None = None) -> Iterator[str]:
+        """Yield text pieces as they are generated; self.stats holds timings when the iterator finishes."""
+        if not reuse_cache:
+            self.llm.reset()
+        self.stats = stats = GenerationStats()
+        start = time.perf_counter()
+        stream = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=temperature,
+                                                 top_k=40, top_p=0.95, repeat_penalty=1.1, stream=True, stop=stop)
+        try:
+            for chunk in stream:
+                piece = chunk["choices"][0]["delta"].get("content")
+                if not piece:
+                    continue
+                if stats.completion_tokens == 0:
+                    stats.first_token_s = time.perf_counter() - start
+                stats.completion_tokens += 1
+                yield piece
+        finally:
+            stream.close()
+            stats.total_s = time.perf_counter() - start
+
+    def chat(self, messages: list[dict], **kwargs) -> str:
+        return "".join(self.stream_chat(messages, **kwargs))
+
+
+def load_generator(settings, name: str | None = None, lora_path: Path | None = None) -> Generator:
+    """The named (or active) generator from the models store."""
+    from ..models import ModelStore
+
+    store = ModelStore(settings.models_dir)
+    manifest = store.get(name) if name else store.active("generator")
+    if manifest.format != "gguf":
+        raise ModelError(f"{manifest.name} is a {manifest.format} model; the runtime needs a GGUF generator")
+    return Generator(store.main_path(manifest.name), n_ctx=settings.context_tokens, threads=settings.n_threads,
+                     seed=settings.seed, lora_path=lora_path, name=manifest.name)

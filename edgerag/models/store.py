@@ -1,0 +1,173 @@
+"""The store on disk: `<models_dir>/<name>/manifest.json` + files, and `active.json` naming the active models.
+
+Every addition is built in a staging folder and renamed into place in one step, so a killed process or a
+failed import never leaves a half-written model that the store would list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError, ModelNotFound
+from .manifest import KINDS, MANIFEST, Manifest, sha256_file
+
+ACTIVE = "active.json"
+STAGING_PREFIX = ".staging-"
+
+
+@dataclass
+class VerifyProblem:
+    model: str
+    file: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.file}: {self.problem}"
+
+
+class ModelStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file())
+
+    def list(self) -> list[Manifest]:
+        return [self.get(n) for n in self.names()]
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name / MANIFEST).is_file()
+
+    def get(self, name: str) -> Manifest:
+        if not self.exists(name):
+            known = ", ".join(self.names()) or "none; run `edgerag models prepare`"
+            raise ModelNotFound(f"no model named {name!r} in {self.root} (models: {known})")
+        try:
+            return Manifest.load(self.root / name)
+        except (ValueError, TypeError, OSError) as exc:
+            raise ModelError(f"{self.root / name / MANIFEST}: unreadable manifest ({exc})") from exc
+
+    def folder(self, name: str) -> Path:
+        self.get(name)
+        return self.root / name
+
+    def main_path(self, name: str) -> Path:
+        """The file the runtime opens; a clear error if it vanished from disk."""
+        manifest = self.get(name)
+        path = self.root / name / manifest.main_file
+        if not path.is_file():
+            raise ModelError(f"{path}: model file is missing (run `edgerag models verify`)")
+        return path
+
+    # -- active models -------------------------------------------------------------------------------------
+    def _active_map(self) -> dict:
+        path = self.root / ACTIVE
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelError(f"{path}: unreadable ({exc})") from exc
+
+    def active_name(self, kind: str) -> str:
+        name = self._active_map().get(kind)
+        if not name:
+            raise ModelNotFound(f"no active {kind}: run `edgerag models prepare` or `edgerag models use NAME`")
+        if not self.exists(name):
+            raise ModelNotFound(f"the active {kind} {name!r} is not in {self.root}: run `edgerag models use NAME`")
+        return name
+
+    def active(self, kind: str) -> Manifest:
+        return self.get(self.active_name(kind))
+
+    def use(self, name: str) -> Manifest:
+        manifest = self.get(name)
+        if manifest.kind not in KINDS:
+            raise ModelError(f"{name}: unknown kind {manifest.kind!r}")
+        if manifest.format == "gguf-lora":
+            raise ModelError(f"{name} is a LoRA adapter; activate a generator GGUF (merged model) instead")
+        if manifest.kind == "embedder" and manifest.format != "onnx":
+            raise ModelError(f"{name} is a {manifest.format} embedder; the runtime needs an ONNX embedder")
+        active = self._active_map()
+        active[manifest.kind] = name
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / (ACTIVE + ".tmp")
+        tmp.write_text(json.dumps(active, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.root / ACTIVE)
+        return manifest
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def add(self, manifest: Manifest, build: Callable[[Path], None], replace: bool = False) -> Manifest:
+        """Create model `manifest.name` by letting build() fill a staging folder, then move it into place.
+
+        build() may set manifest.details; files are checksummed after it returns. On any error the staging
+        folder is removed and the store is exactly as before.
+        """
+        target = self.root / manifest.name
+        if target.exists() and not replace:
+            raise ModelError(f"a model named {manifest.name!r} already exists in {self.root}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.clean_staging()
+        staging = self.root / f"{STAGING_PREFIX}{manifest.name}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            build(staging)
+            manifest.record_files(staging)
+            if not manifest.files:
+                raise ModelError(f"{manifest.name}: nothing was written")
+            manifest.save(staging)
+            if target.exists():
+                old = self.root / f"{STAGING_PREFIX}old-{manifest.name}-{os.getpid()}"
+                target.rename(old)
+                staging.rename(target)
+                shutil.rmtree(old)
+            else:
+                staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return manifest
+
+    def update_manifest(self, manifest: Manifest) -> None:
+        """Rewrite a manifest's metadata (lineage, eval results); files are not touched."""
+        self.get(manifest.name)
+        manifest.save(self.root / manifest.name)
+
+    def remove(self, name: str) -> None:
+        folder = self.folder(name)
+        active = self._active_map()
+        if name in active.values():
+            raise ModelError(f"{name} is active; `edgerag models use` another model first")
+        shutil.rmtree(folder)
+
+    def clean_staging(self) -> None:
+        """Drop what a killed process left half-built; such folders are never listed as models."""
+        if self.root.is_dir():
+            for p in self.root.glob(STAGING_PREFIX + "*"):
+                shutil.rmtree(p, ignore_errors=True)
+
+    # -- integrity -----------------------------------------------------------------------------------------
+    def verify(self, names: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list[VerifyProblem]:
+        problems: list[VerifyProblem] = []
+        for name in names or self.names():
+            manifest = self.get(name)
+            folder = self.root / name
+            for entry in manifest.files:
+                if progress:
+                    progress(f"{name}/{entry.path}")
+                path = folder / entry.path
+                if not path.is_file():
+                    problems.append(VerifyProblem(name, str(path), "missing"))
+                elif path.stat().st_size != entry.size:
+                    problems.append(VerifyProblem(name, str(path), f"size {path.stat().st_size} != {entry.size}"))
+                elif sha256_file(path) != entry.sha256:
+                    problems.append(VerifyProblem(name, str(path), "sha256 mismatch"))
+        return problems

@@ -1,0 +1,47 @@
+"""Build the runtime objects a command needs from the settings: embedder, collection, generator.
+
+One place decides which model files back a collection, so `ingest`, `search`, `ask`, `chat`, the evaluation
+harness and the TUI all open things the same way (and all refuse a collection built with another embedder).
+"""
+
+from __future__ import annotations
+
+from .config import Settings
+from .embed import OnnxEmbedder, load_active_embedder
+from .models import ModelStore
+from .store.collection import Collection, EmbedderId
+
+
+def embedder_id(settings: Settings, embedder: OnnxEmbedder) -> EmbedderId:
+    manifest = ModelStore(settings.models_dir).get(embedder.name)
+    main = next(f for f in manifest.files if f.path == manifest.main_file)
+    return EmbedderId(manifest.name, main.sha256, embedder.dim)
+
+
+def hnsw_params(settings: Settings) -> dict:
+    return {"hnsw_m": settings.hnsw_m, "hnsw_ef_construction": settings.hnsw_ef_construction,
+            "hnsw_ef_search": settings.hnsw_ef_search}
+
+
+def open_collection(settings: Settings, name: str, create: bool = False,
+                    embedder: OnnxEmbedder | None = None) -> tuple[Collection, OnnxEmbedder]:
+    """The collection and the active embedder, checked to be the one the collection was built with."""
+    embedder = embedder or load_active_embedder(settings)
+    collection = Collection.open(settings.collections_dir, name, embedder_id(settings, embedder),
+                                 create=create, hnsw=hnsw_params(settings))
+    return collection, embedder
+
+
+def build_engine(settings: Settings, collection_name: str, mode: str | None = None, top_k: int | None = None,
+                 generator_name: str | None = None, lora_path=None, rerank: bool = False):
+    """Collection + embedder + retriever + generator wired into an AnswerEngine (ask, chat, eval, TUI)."""
+    from .generate.answer import AnswerEngine
+    from .generate.llm import load_generator
+    from .retrieve import Retriever
+    from .retrieve.rerank import EmbeddingOverlapReranker
+
+    collection, embedder = open_collection(settings, collection_name)
+    reranker = EmbeddingOverlapReranker(embedder) if rerank else None
+    retriever = Retriever.from_settings(collection, embedder, settings, reranker)
+    generator = load_generator(settings, generator_name, lora_path=lora_path)
+    return AnswerEngine(retriever, generator, settings, mode=mode, top_k=top_k)

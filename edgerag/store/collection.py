@@ -1,0 +1,343 @@
+"""One collection: `<data>/collections/<name>/` holding `collection.sqlite` and `vectors.hnsw`.
+
+The `meta` table is the collection's manifest: the embedder (name + model sha256) and dimension the vectors
+were made with, and the HNSW parameters. Opening with another embedder is refused; `edgerag reindex` re-embeds.
+
+Each document is written in one SQLite transaction (its chunks, new texts, embeddings), so a killed process
+leaves either the old or the new version of a file, never half of one. The vector file is saved atomically and
+reconciled against SQLite whenever a collection is opened for writing or searching.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CollectionError
+from . import dedup
+from .schema import connect
+from .vectors import HnswVectors
+
+DB_FILE, VECTORS_FILE = "collection.sqlite", "vectors.hnsw"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class EmbedderId:
+    name: str
+    sha256: str
+    dim: int
+
+
+@dataclass
+class ChunkRecord:
+    text: str
+    page: int | None
+    heading: str | None
+    start: int
+    end: int
+    n_tokens: int
+
+
+@dataclass
+class DocumentRow:
+    id: int
+    path: str
+    content_hash: str
+    size: int
+    format: str
+    title: str | None
+    n_chunks: int
+    ingested_at: str
+
+
+@dataclass
+class TextHit:
+    """A retrieved text with where it first occurs (the citation shown to the user)."""
+    text_id: int
+    text: str
+    path: str
+    page: int | None
+    heading: str | None
+    start: int
+    end: int
+    doc_id: int
+
+
+def collection_dir(data_root: Path, name: str) -> Path:
+    if not NAME_RE.match(name):
+        raise CollectionError(f"bad collection name {name!r}: use letters, digits, '.', '_' or '-'")
+    return Path(data_root) / name
+
+
+def list_collections(data_root: Path) -> list[str]:
+    root = Path(data_root)
+    return sorted(p.name for p in root.iterdir() if (p / DB_FILE).is_file()) if root.is_dir() else []
+
+
+def remove_collection(data_root: Path, name: str) -> None:
+    folder = collection_dir(data_root, name)
+    if not (folder / DB_FILE).is_file():
+        raise CollectionError(f"no collection named {name!r}")
+    shutil.rmtree(folder)
+
+
+class Collection:
+    def __init__(self, folder: Path, conn, vectors: HnswVectors | None, name: str):
+        self.folder, self.conn, self.vectors, self.name = folder, conn, vectors, name
+        self._simhashes: dedup.SimhashIndex | None = None
+
+    # -- opening -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_root: Path, name: str, embedder: EmbedderId | None = None, create: bool = False,
+             hnsw: dict | None = None) -> "Collection":
+        """Open (or create) a collection. With `embedder`, refuse a collection built by another embedder."""
+        folder = collection_dir(data_root, name)
+        if not (folder / DB_FILE).is_file():
+            if not create:
+                known = ", ".join(list_collections(data_root)) or "none yet; run `edgerag ingest PATH`"
+                raise CollectionError(f"no collection named {name!r} (collections: {known})")
+            if embedder is None:
+                raise CollectionError("creating a collection needs an embedder")
+            folder.mkdir(parents=True, exist_ok=True)
+        conn = connect(folder / DB_FILE)
+        col = cls(folder, conn, None, name)
+        meta = col.meta()
+        if not meta.get("embedder_name"):
+            if embedder is None:
+                raise CollectionError(f"collection {name!r} has no embedder recorded")
+            col._set_meta(embedder_name=embedder.name, embedder_sha256=embedder.sha256, dim=str(embedder.dim),
+                          created=_now(), **{k: str(v) for k, v in (hnsw or {}).items()})
+            meta = col.meta()
+        elif embedder is not None and (meta["embedder_sha256"] != embedder.sha256 or int(meta["dim"]) != embedder.dim):
+            raise CollectionError(
+                f"collection {name!r} was built with embedder {meta['embedder_name']} "
+                f"(sha256 {meta['embedder_sha256'][:12]}…), but the active embedder is {embedder.name} "
+                f"(sha256 {embedder.sha256[:12]}…): run `edgerag reindex -c {name}` "
+                f"or `edgerag models use {meta['embedder_name']}`"
+            )
+        col.vectors = HnswVectors(folder / VECTORS_FILE, int(meta["dim"]), m=int(meta.get("hnsw_m", 16)),
+                                  ef_construction=int(meta.get("hnsw_ef_construction", 200)),
+                                  ef_search=int((hnsw or {}).get("hnsw_ef_search", meta.get("hnsw_ef_search", 128))))
+        col.reconcile()
+        return col
+
+    def close(self) -> None:
+        self.save()
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- manifest ------------------------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self.conn.execute("SELECT key, value FROM meta")}
+
+    def _set_meta(self, **values: str) -> None:
+        with self._txn():
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+    @property
+    def embedder_name(self) -> str:
+        return self.meta()["embedder_name"]
+
+    # -- consistency ---------------------------------------------------------------------------------------
+    def _txn(self):
+        conn = self.conn
+
+        class _Txn:
+            def __enter__(self_inner):
+                conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, exc_type, *_):
+                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+        return _Txn()
+
+    def reconcile(self) -> tuple[int, int]:
+        """Bring the vector file in line with SQLite (after a crash between commit and save)."""
+        ids = {r[0] for r in self.conn.execute("SELECT id FROM texts")}
+        added, deleted = self.vectors.reconcile(ids, self.embeddings)
+        if added or deleted:
+            self.vectors.save()
+        return added, deleted
+
+    def save(self) -> None:
+        if self.vectors is not None:
+            self.vectors.save()
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def documents(self) -> list[DocumentRow]:
+        return [DocumentRow(**dict(r)) for r in self.conn.execute("SELECT * FROM documents ORDER BY path")]
+
+    def document(self, path: str) -> DocumentRow | None:
+        row = self.conn.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
+        return DocumentRow(**dict(row)) if row else None
+
+    def documents_with_hash(self, content_hash: str) -> list[DocumentRow]:
+        rows = self.conn.execute("SELECT * FROM documents WHERE content_hash = ?", (content_hash,))
+        return [DocumentRow(**dict(r)) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        one = lambda sql: self.conn.execute(sql).fetchone()[0]  # noqa: E731
+        return {"documents": one("SELECT count(*) FROM documents"), "chunks": one("SELECT count(*) FROM chunks"),
+                "texts": one("SELECT count(*) FROM texts")}
+
+    def embeddings(self, text_ids) -> np.ndarray:
+        dim = self.vectors.dim if self.vectors else int(self.meta()["dim"])
+        out = np.zeros((len(text_ids), dim), dtype=np.float32)
+        for start in range(0, len(text_ids), 900):  # stay under SQLite's bound-parameter limit
+            part = list(text_ids[start:start + 900])
+            q = f"SELECT id, embedding FROM texts WHERE id IN ({','.join('?' * len(part))})"
+            found = {r[0]: np.frombuffer(r[1], dtype=np.float32) for r in self.conn.execute(q, part)}
+            for i, tid in enumerate(part):
+                out[start + i] = found[tid]
+        return out
+
+    def hits(self, text_ids: list[int]) -> dict[int, TextHit]:
+        """Each text with its first occurrence (lowest document id, then position)."""
+        if not text_ids:
+            return {}
+        q = f"""SELECT t.id AS text_id, t.text, d.path, c.page, c.heading, c.start, c.end, d.id AS doc_id
+                FROM texts t JOIN chunks c ON c.text_id = t.id JOIN documents d ON d.id = c.doc_id
+                WHERE t.id IN ({','.join('?' * len(text_ids))}) ORDER BY d.id, c.ord"""
+        out: dict[int, TextHit] = {}
+        for r in self.conn.execute(q, list(text_ids)):
+            out.setdefault(r["text_id"], TextHit(**dict(r)))
+        return out
+
+    def bm25(self, query: str, k: int) -> list[tuple[int, float]]:
+        """[(text_id, score)] best first; score is -bm25 (higher is better). Query terms are OR-ed."""
+        terms = [t for t in dedup.normalise(query) if len(t) > 1]
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+        rows = self.conn.execute(
+            "SELECT rowid, bm25(texts_fts) AS s FROM texts_fts WHERE texts_fts MATCH ? ORDER BY s LIMIT ?",
+            (match, k))
+        return [(r[0], -r[1]) for r in rows]
+
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.vectors.search(vector, k)
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def _simhash_index(self) -> dedup.SimhashIndex:
+        if self._simhashes is None:
+            rows = self.conn.execute("SELECT id, simhash FROM texts").fetchall()
+            self._simhashes = dedup.SimhashIndex([r[0] for r in rows], [r[1] for r in rows])
+        return self._simhashes
+
+    def resolve_duplicates(self, texts: list[str]) -> list[int | None]:
+        """For each text, the id of a stored exact or near duplicate, or None if it is new."""
+        out: list[int | None] = []
+        index = self._simhash_index()
+        for text in texts:
+            row = self.conn.execute("SELECT id FROM texts WHERE norm_hash = ?", (dedup.exact_key(text),)).fetchone()
+            if row:
+                out.append(row[0])
+            elif dedup.long_enough(text):
+                out.append(index.nearest(dedup.simhash(text)))
+            else:
+                out.append(None)
+        return out
+
+    def write_document(self, path: str, content_hash: str, size: int, fmt: str, title: str | None,
+                       chunks: list[ChunkRecord], text_ids: list[int | None], new_vectors: dict[int, np.ndarray]) -> int:
+        """Replace whatever `path` held with these chunks, in one transaction.
+
+        text_ids[i] is the stored text chunk i duplicates, or None; new_vectors maps the index i of each new text
+        to its embedding. Texts that no document uses any more are deleted (with their vectors).
+        """
+        added: list[tuple[int, np.ndarray]] = []
+        with self._txn():
+            old = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+            old_text_ids = []
+            if old:
+                old_text_ids = [r[0] for r in self.conn.execute("SELECT text_id FROM chunks WHERE doc_id = ?", (old[0],))]
+                self.conn.execute("DELETE FROM documents WHERE id = ?", (old[0],))
+            cur = self.conn.execute(
+                "INSERT INTO documents (path, content_hash, size, format, title, n_chunks, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (path, content_hash, size, fmt, title, len(chunks), _now()))
+            doc_id = cur.lastrowid
+            resolved = list(text_ids)
+            for i, chunk in enumerate(chunks):
+                if resolved[i] is None:
+                    key = dedup.exact_key(chunk.text)
+                    row = self.conn.execute("SELECT id FROM texts WHERE norm_hash = ?", (key,)).fetchone()
+                    if row:  # an earlier chunk of this same document
+                        resolved[i] = row[0]
+                    else:
+                        vec = new_vectors[i]
+                        sim = dedup.simhash(chunk.text)
+                        resolved[i] = self.conn.execute(
+                            "INSERT INTO texts (norm_hash, simhash, text, embedding) VALUES (?, ?, ?, ?)",
+                            (key, sim, chunk.text, np.asarray(vec, dtype=np.float32).tobytes())).lastrowid
+                        added.append((resolved[i], vec))
+                        if dedup.long_enough(chunk.text):
+                            self._simhash_index().add(resolved[i], sim)
+                self.conn.execute(
+                    "INSERT INTO chunks (doc_id, ord, text_id, page, heading, start, end, n_tokens) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (doc_id, i, resolved[i], chunk.page, chunk.heading, chunk.start, chunk.end, chunk.n_tokens))
+            orphans = self._delete_orphans(old_text_ids)
+        if added:
+            self.vectors.add(np.array([a[0] for a in added]), np.stack([a[1] for a in added]))
+        self.vectors.delete(orphans)
+        return doc_id
+
+    def rename_document(self, old_path: str, new_path: str) -> None:
+        with self._txn():
+            self.conn.execute("UPDATE documents SET path = ? WHERE path = ?", (new_path, old_path))
+
+    def delete_document(self, path: str) -> bool:
+        with self._txn():
+            row = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+            if not row:
+                return False
+            text_ids = [r[0] for r in self.conn.execute("SELECT text_id FROM chunks WHERE doc_id = ?", (row[0],))]
+            self.conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+            orphans = self._delete_orphans(text_ids)
+        self.vectors.delete(orphans)
+        return True
+
+    def _delete_orphans(self, text_ids: list[int]) -> list[int]:
+        """Delete texts no chunk references any more; returns their ids. Call inside a transaction."""
+        orphans = [t for t in set(text_ids)
+                   if not self.conn.execute("SELECT 1 FROM chunks WHERE text_id = ? LIMIT 1", (t,)).fetchone()]
+        for start in range(0, len(orphans), 900):
+            part = orphans[start:start + 900]
+            self.conn.execute(f"DELETE FROM texts WHERE id IN ({','.join('?' * len(part))})", part)
+        if orphans and self._simhashes is not None:
+            self._simhashes.remove(orphans)
+        return orphans
+
+    def replace_all_embeddings(self, embedder: EmbedderId, embed) -> None:
+        """Re-embed every text with a new embedder and rebuild the vector file (`edgerag reindex`)."""
+        rows = self.conn.execute("SELECT id, text FROM texts ORDER BY id").fetchall()
+        vectors = embed([r["text"] for r in rows]) if rows else np.zeros((0, embedder.dim), np.float32)
+        with self._txn():
+            self.conn.executemany("UPDATE texts SET embedding = ? WHERE id = ?",
+                                  [(v.astype(np.float32).tobytes(), r["id"]) for v, r in zip(vectors, rows)])
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                  [("embedder_name", embedder.name), ("embedder_sha256", embedder.sha256),
+                                   ("dim", str(embedder.dim))])
+        meta = self.meta()
+        fresh = HnswVectors(self.folder / (VECTORS_FILE + ".rebuild"), embedder.dim,
+                            m=int(meta.get("hnsw_m", 16)), ef_construction=int(meta.get("hnsw_ef_construction", 200)))
+        fresh.add(np.array([r["id"] for r in rows], dtype=np.int64), vectors)
+        fresh.path = self.folder / VECTORS_FILE
+        fresh.dirty = True
+        fresh.save()
+        self.vectors = fresh
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
