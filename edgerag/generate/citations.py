@@ -86,7 +86,7 @@ def lexical_support(sentence: str, source: str) -> float:
 
 def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
     """The source sentence that shares the most content words with `sentence` (what the UI highlights)."""
-    candidates = [s for s in re.split(r"(?<=[.!?])\s+", source.strip()) if s.strip()] or [source]
+    candidates = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n\s*\n", source.strip()) if s.strip()] or [source]
     words = set(content_words(sentence))
     best = max(candidates, key=lambda s: len(words & set(content_words(s))))
     return best if len(best) <= max_chars else best[: max_chars - 1].rstrip() + "…"

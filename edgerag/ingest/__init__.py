@@ -6,11 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings
-from .sync import FileOutcome, IngestEvent, IngestReport
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sync import IngestEvent, IngestReport
 
 
 def ingest(settings: Settings, paths: list[Path], collection_name: str,
-           on_event: Callable[[IngestEvent], None] = lambda e: None) -> IngestReport:
+           on_event: Callable[["IngestEvent"], None] = lambda e: None) -> "IngestReport":
     """Sync `collection_name` with the given files and folders (created on first use)."""
     from ..runtime import open_collection
     from .sync import discover, sync
@@ -21,4 +24,4 @@ def ingest(settings: Settings, paths: list[Path], collection_name: str,
         return sync(collection, embedder, paths, settings.chunk_tokens, settings.chunk_overlap, on_event)
 
 
-__all__ = ["FileOutcome", "IngestEvent", "IngestReport", "ingest"]
+__all__ = ["ingest"]

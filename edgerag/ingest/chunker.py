@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from ..store.collection import ChunkRecord
 
 SECTION_SEPARATOR = "\n\n"
-# A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, or at a blank line.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n\s*\n")
+# A sentence ends at . ! ? (a closing quote/bracket stays with it) before whitespace, or at a blank line.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n\s*\n")
 _WORD = re.compile(r"\S+")
 
 

@@ -1,0 +1,83 @@
+"""The loader data types, shared by every format module (kept apart from __init__ to avoid import cycles)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ...errors import BadInputError
+
+
+@dataclass
+class Section:
+    text: str  # plain text of one block with the same page and heading; paragraphs separated by "\n\n"
+    page: int | None = None  # 1-based page (PDF) or slide (PPTX) number; None where a format has no pages
+    heading: str | None = None  # heading path, e.g. "Installation > Linux"
+
+
+@dataclass
+class LoadedDocument:
+    sections: list[Section]
+    format: str  # "txt", "md", "html", "pdf", "docx", "pptx", "epub"
+    title: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class UnreadableFile(BadInputError):
+    """The file gives no text; str(exc) is a short reason such as 'encrypted PDF' or 'empty file'."""
+
+
+_SPACES = re.compile(r"[^\S\n]+")  # runs of whitespace other than newlines
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # never useful in indexed text
+
+
+def clean(text: str) -> str:
+    """Tidy extracted text: no control characters, single spaces, no blank-line runs, paragraphs split by one
+    blank line. Line breaks inside a paragraph stay (addresses, verse, table rows)."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " "))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+class SectionBuilder:
+    """Collects paragraphs under the current heading path and page, closing a Section whenever either changes.
+    Headings live in Section.heading (the path), not in the text, so chunkers can prefix them once."""
+
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self._paras: list[str] = []
+        self._stack: list[tuple[int, str]] = []  # (level, heading text), outermost first
+        self.page: int | None = None
+        self.first_heading: str | None = None
+
+    @property
+    def heading(self) -> str | None:
+        return " > ".join(t for _, t in self._stack) or None
+
+    def add(self, text: str) -> None:
+        text = clean(text)
+        if text:
+            self._paras.append(text)
+
+    def flush(self) -> None:
+        if self._paras:
+            self.sections.append(Section("\n\n".join(self._paras), self.page, self.heading))
+            self._paras = []
+
+    def set_heading(self, level: int, text: str) -> None:
+        text = " ".join(text.split())
+        if not text:
+            return
+        self.flush()
+        self.first_heading = self.first_heading or text
+        while self._stack and self._stack[-1][0] >= level:
+            self._stack.pop()
+        self._stack.append((level, text))
+
+    def set_page(self, page: int | None) -> None:
+        self.flush()
+        self.page = page
+
+    def done(self) -> list[Section]:
+        self.flush()
+        return self.sections

