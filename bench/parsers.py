@@ -236,11 +236,16 @@ def epub_ebooklib_bs4(p: Path) -> str:
 def edgerag_loader(p: Path) -> str:
     from edgerag.ingest.loaders import load_document
 
-    out, last = [], None
+    out, last = [], []
     for s in load_document(p).sections:
-        if s.heading and s.heading != last:  # the reference has the heading lines; the loader keeps them in .heading
-            out.append(s.heading.rsplit(" > ", 1)[-1])
-        last = s.heading
+        # the reference has heading lines; the loader keeps headings in .heading, so put back each new one
+        path = s.heading.split(" > ") if s.heading else []
+        same = next((i for i, (a, b) in enumerate(zip(path, last)) if a != b), min(len(path), len(last)))
+        new = path[same:] if path != last else []
+        if new and s.text == new[-1]:
+            new = new[:-1]  # a heading with nothing under it is its own section's text
+        out += new
+        last = path
         out.append(s.text)
     return "\n\n".join(out)
 

@@ -18,7 +18,7 @@ def _vec(seed):
 
 def _write(col, path, texts, seed=0):
     chunks = [ChunkRecord(t, None, None, 0, len(t), 10) for t in texts]
-    ids = col.resolve_duplicates(texts)
+    ids = col.resolve_duplicates(texts, path)
     vecs = {i: _vec(seed + i) for i, tid in enumerate(ids) if tid is None}
     return col.write_document(path, f"hash-{path}-{seed}", 1, "txt", None, chunks, ids, vecs)
 
@@ -30,6 +30,10 @@ def test_exact_and_near_duplicates_are_stored_once(tmp_path):
     _write(col, "/b.txt", [near, "Short one.", LONG.replace("commercial", "industrial")], seed=10)
     counts = col.counts()
     assert counts == {"documents": 2, "chunks": 5, "texts": 2}
+    # the near-duplicate keeps its own wording for citations
+    industrial = [h for h in col.hits([r[0] for r in col.conn.execute("SELECT id FROM texts")]).values()]
+    rows = col.conn.execute("SELECT own_text FROM chunks WHERE own_text IS NOT NULL").fetchall()
+    assert any("industrial" in r[0] for r in rows) and industrial
     # deleting one document keeps texts the other still uses
     col.delete_document("/a.txt")
     assert col.counts()["texts"] == 2

@@ -109,6 +109,53 @@ def _under(path: str, roots: list[Path]) -> bool:
     return any(p == r or r in p.parents for r in roots)
 
 
+class _BatchWriter:
+    """Collects parsed documents, embeds their new chunks in large batches, commits each document on its own."""
+
+    def __init__(self, collection: Collection, embedder, report: IngestReport, done, on_event):
+        self.collection, self.embedder, self.report = collection, embedder, report
+        self.done, self.on_event = done, on_event
+        self.pending: list[_Pending] = []
+        self.texts_since_save = 0
+
+    def add(self, item: _Pending) -> None:
+        self.pending.append(item)
+        if sum(tid is None for p in self.pending for tid in p.text_ids) >= EMBED_BATCH_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        t = self.report.timings
+        todo = [(p, i) for p in self.pending for i, tid in enumerate(p.text_ids) if tid is None]
+        t0 = time.perf_counter()
+        vectors = self.embedder.embed([p.chunks[i].text for p, i in todo],
+                                      progress=lambda n: self.on_event(IngestEvent("embedded", chunks=n))) \
+            if todo else []
+        t["embed"] += time.perf_counter() - t0
+        by_doc: dict[int, dict[int, object]] = {}
+        for (p, i), vec in zip(todo, vectors):
+            by_doc.setdefault(id(p), {})[i] = vec
+        t0 = time.perf_counter()
+        for p in self.pending:
+            new = by_doc.get(id(p), {})
+            self.collection.write_document(p.path, p.content_hash, p.size, p.fmt, p.title, p.chunks, p.text_ids, new)
+            self.report.new_chunks += len(new)
+            self.done(FileOutcome(p.path, p.status, chunks=len(p.chunks)))
+        self.texts_since_save += len(todo)
+        if self.texts_since_save >= SAVE_EVERY_TEXTS:
+            self.collection.save()
+            self.texts_since_save = 0
+        t["index"] += time.perf_counter() - t0
+        self.pending.clear()
+
+    def prepare(self, path: str, digest: str, size: int, loaded, status: str, chunk_tokens: int,
+                chunk_overlap: int) -> None:
+        t0 = time.perf_counter()
+        chunks = chunk_sections(loaded.sections, self.embedder.count_tokens_batch, chunk_tokens, chunk_overlap)
+        text_ids = self.collection.resolve_duplicates([c.text for c in chunks], path)
+        self.report.timings["chunk"] += time.perf_counter() - t0
+        self.add(_Pending(path, digest, size, loaded.format, loaded.title, status, chunks, text_ids))
+
+
 def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int = 220, chunk_overlap: int = 32,
          on_event: Callable[[IngestEvent], None] = lambda e: None) -> IngestReport:
     report = IngestReport(collection.name)
@@ -122,32 +169,7 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
         report.outcomes.append(outcome)
         on_event(IngestEvent("file", files_total=len(files), outcome=outcome))
 
-    pending: list[_Pending] = []
-    texts_since_save = 0
-
-    def flush() -> None:
-        nonlocal texts_since_save
-        todo = [(p, i) for p in pending for i, tid in enumerate(p.text_ids) if tid is None]
-        t0 = time.perf_counter()
-        vectors = embedder.embed([p.chunks[i].text for p, i in todo],
-                                 progress=lambda n: on_event(IngestEvent("embedded", chunks=n))) if todo else []
-        t["embed"] += time.perf_counter() - t0
-        by_doc: dict[int, dict[int, object]] = {}
-        for (p, i), vec in zip(todo, vectors):
-            by_doc.setdefault(id(p), {})[i] = vec
-        t0 = time.perf_counter()
-        for p in pending:
-            collection.write_document(p.path, p.content_hash, p.size, p.fmt, p.title, p.chunks, p.text_ids,
-                                      by_doc.get(id(p), {}))
-            report.new_chunks += len(by_doc.get(id(p), {}))
-            done(FileOutcome(p.path, p.status, chunks=len(p.chunks)))
-        texts_since_save += len(todo)
-        if texts_since_save >= SAVE_EVERY_TEXTS:
-            collection.save()
-            texts_since_save = 0
-        t["index"] += time.perf_counter() - t0
-        pending.clear()
-
+    writer = _BatchWriter(collection, embedder, report, done, on_event)
     # Decide every file's fate first, so renames are recognised before the old paths count as deleted.
     t0 = time.perf_counter()
     on_disk = {str(f) for f in files}
@@ -182,23 +204,14 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
         try:
             loaded = load_document(f)
         except UnreadableFile as exc:
-            t["parse"] += time.perf_counter() - t0
-            if existing:  # it was readable before: keep the old version searchable, but say why it is stale
-                done(FileOutcome(key, "failed", f"{exc} (previous version kept)"))
-            else:
-                done(FileOutcome(key, "failed", str(exc)))
+            # A file that was readable before keeps its old version searchable; the reason says it is stale.
+            done(FileOutcome(key, "failed", f"{exc} (previous version kept)" if existing else str(exc)))
             continue
-        t1 = time.perf_counter()
-        t["parse"] += t1 - t0
-        chunks = chunk_sections(loaded.sections, embedder.count_tokens_batch,
-                                chunk_tokens, chunk_overlap)
-        text_ids = collection.resolve_duplicates([c.text for c in chunks])
-        t["chunk"] += time.perf_counter() - t1
-        pending.append(_Pending(key, digest, f.stat().st_size, loaded.format, loaded.title,
-                                "updated" if existing else "added", chunks, text_ids))
-        if sum(tid is None for p in pending for tid in p.text_ids) >= EMBED_BATCH_CHUNKS:
-            flush()
-    flush()
+        finally:
+            t["parse"] += time.perf_counter() - t0
+        writer.prepare(key, digest, f.stat().st_size, loaded, "updated" if existing else "added",
+                       chunk_tokens, chunk_overlap)
+    writer.flush()
 
     t0 = time.perf_counter()
     for doc in collection.documents():
@@ -207,6 +220,49 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
             done(FileOutcome(doc.path, "removed", chunks=doc.n_chunks))
     collection.save()
     t["index"] += time.perf_counter() - t0
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class Record:
+    """A document given as text rather than a file (benchmark corpora, synthetic data): `key` is its identity."""
+    key: str
+    text: str
+    title: str | None = None
+
+
+def sync_records(collection: Collection, embedder, records: list[Record], chunk_tokens: int = 220,
+                 chunk_overlap: int = 32, on_event: Callable[[IngestEvent], None] = lambda e: None) -> IngestReport:
+    """Like sync() for in-memory documents: unchanged keys are skipped, changed ones replaced. Records are
+    stored under the path `record://<key>`; the title (if any) leads the text so both are searchable."""
+    from .loaders import LoadedDocument, Section
+
+    report = IngestReport(collection.name)
+    started = time.perf_counter()
+    on_event(IngestEvent("scanned", files_total=len(records)))
+
+    def done(outcome: FileOutcome) -> None:
+        report.outcomes.append(outcome)
+        on_event(IngestEvent("file", files_total=len(records), outcome=outcome))
+
+    writer = _BatchWriter(collection, embedder, report, done, on_event)
+    for rec in records:
+        text = f"{rec.title}\n\n{rec.text}" if rec.title else rec.text
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        path = f"record://{rec.key}"
+        existing = collection.document(path)
+        if existing and existing.content_hash == digest:
+            done(FileOutcome(path, "unchanged", chunks=existing.n_chunks))
+            continue
+        if not text.strip():
+            done(FileOutcome(path, "failed", "no text"))
+            continue
+        loaded = LoadedDocument(sections=[Section(text=text)], format="record", title=rec.title)
+        writer.prepare(path, digest, len(text), loaded, "updated" if existing else "added", chunk_tokens,
+                       chunk_overlap)
+    writer.flush()
+    collection.save()
     report.seconds = time.perf_counter() - started
     return report
 

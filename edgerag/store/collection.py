@@ -170,6 +170,26 @@ class Collection:
             self.vectors.save()
         return added, deleted
 
+    def problems(self) -> list[str]:
+        """Integrity check (tests and `edgerag ls --check`): every cross-reference between the tables and the
+        vector file holds. An empty list means consistent."""
+        one = lambda sql: self.conn.execute(sql).fetchone()[0]  # noqa: E731
+        out = []
+        if n := one("SELECT count(*) FROM texts t WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_id = t.id)"):
+            out.append(f"{n} texts used by no chunk")
+        if n := one("SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM texts t WHERE t.id = c.text_id)"):
+            out.append(f"{n} chunks pointing at missing texts")
+        if n := one("SELECT count(*) FROM documents d WHERE n_chunks != (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)"):
+            out.append(f"{n} documents whose chunk count is wrong")
+        fts, texts = one("SELECT count(*) FROM texts_fts"), one("SELECT count(*) FROM texts")
+        if fts != texts:
+            out.append(f"full-text index has {fts} rows for {texts} texts")
+        ids = {r[0] for r in self.conn.execute("SELECT id FROM texts")}
+        live = {label for label in self.vectors.labels() if self.vectors.is_live(label)}
+        if live != ids:
+            out.append(f"vector file: {len(ids - live)} missing, {len(live - ids)} stale")
+        return out
+
     def save(self) -> None:
         if self.vectors is not None:
             self.vectors.save()
@@ -206,7 +226,7 @@ class Collection:
         """Each text with its first occurrence (lowest document id, then position)."""
         if not text_ids:
             return {}
-        q = f"""SELECT t.id AS text_id, t.text, d.path, c.page, c.heading, c.start, c.end, d.id AS doc_id
+        q = f"""SELECT t.id AS text_id, coalesce(c.own_text, t.text) AS text, d.path, c.page, c.heading, c.start, c.end, d.id AS doc_id
                 FROM texts t JOIN chunks c ON c.text_id = t.id JOIN documents d ON d.id = c.doc_id
                 WHERE t.id IN ({','.join('?' * len(text_ids))}) ORDER BY d.id, c.ord"""
         out: dict[int, TextHit] = {}
@@ -235,18 +255,25 @@ class Collection:
             self._simhashes = dedup.SimhashIndex([r[0] for r in rows], [r[1] for r in rows])
         return self._simhashes
 
-    def resolve_duplicates(self, texts: list[str]) -> list[int | None]:
-        """For each text, the id of a stored exact or near duplicate, or None if it is new."""
+    def resolve_duplicates(self, texts: list[str], path: str | None = None) -> list[int | None]:
+        """For each text, the id of a stored exact or near duplicate, or None if it is new.
+
+        A near match is only taken from *another* document: a file's own previous version never absorbs its
+        edits (an edited sentence must be embedded and searchable as it now reads).
+        """
         out: list[int | None] = []
         index = self._simhash_index()
         for text in texts:
             row = self.conn.execute("SELECT id FROM texts WHERE norm_hash = ?", (dedup.exact_key(text),)).fetchone()
             if row:
                 out.append(row[0])
-            elif dedup.long_enough(text):
-                out.append(index.nearest(dedup.simhash(text)))
-            else:
-                out.append(None)
+                continue
+            near = index.nearest(dedup.simhash(text)) if dedup.long_enough(text) else None
+            if near is not None and path is not None and not self.conn.execute(
+                    "SELECT 1 FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.text_id = ? AND d.path != ? "
+                    "LIMIT 1", (near, path)).fetchone():
+                near = None
+            out.append(near)
         return out
 
     def write_document(self, path: str, content_hash: str, size: int, fmt: str, title: str | None,
@@ -283,10 +310,14 @@ class Collection:
                         added.append((resolved[i], vec))
                         if dedup.long_enough(chunk.text):
                             self._simhash_index().add(resolved[i], sim)
+                own = None
+                if text_ids[i] is not None:  # matched a stored text: keep this chunk's wording if it differs
+                    stored = self.conn.execute("SELECT norm_hash FROM texts WHERE id = ?", (resolved[i],)).fetchone()
+                    own = chunk.text if stored[0] != dedup.exact_key(chunk.text) else None
                 self.conn.execute(
-                    "INSERT INTO chunks (doc_id, ord, text_id, page, heading, start, end, n_tokens) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (doc_id, i, resolved[i], chunk.page, chunk.heading, chunk.start, chunk.end, chunk.n_tokens))
+                    "INSERT INTO chunks (doc_id, ord, text_id, page, heading, start, end, n_tokens, own_text) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (doc_id, i, resolved[i], chunk.page, chunk.heading, chunk.start, chunk.end, chunk.n_tokens, own))
             orphans = self._delete_orphans(old_text_ids)
         if added:
             self.vectors.add(np.array([a[0] for a in added]), np.stack([a[1] for a in added]))

@@ -1,7 +1,8 @@
 """SQLite schema as an append-only list of migrations, recorded in the `migrations` table.
 
 Text is stored once per distinct content (`texts`): exact and near-duplicate chunks from any number of documents
-point at the same row, so they are embedded, indexed and retrieved once. `texts.id` is also the hnswlib label,
+point at the same row, so they are embedded, indexed and retrieved once. A near-duplicate chunk also keeps its
+own wording (`chunks.own_text`), so a citation always quotes what its document really says. `texts.id` is also the hnswlib label,
 and it is AUTOINCREMENT so a deleted label is never reused (the vector file may lag SQLite after a crash and is
 reconciled on open; see vectors.py).
 """
@@ -54,6 +55,8 @@ MIGRATIONS: list[str] = [
         INSERT INTO texts_fts(texts_fts, rowid, text) VALUES ('delete', old.id, old.text);
     END;
     """,
+    # 2: a near-duplicate chunk shares its text's vector and FTS row but keeps its own wording for citations
+    "ALTER TABLE chunks ADD COLUMN own_text TEXT;",
 ]
 
 

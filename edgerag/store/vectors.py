@@ -33,6 +33,13 @@ class HnswVectors:
     def labels(self) -> set[int]:
         return set(int(i) for i in self.index.get_ids_list())
 
+    def is_live(self, label: int) -> bool:
+        try:
+            self.index.get_items([int(label)])
+            return True
+        except RuntimeError:  # hnswlib raises for deleted (or unknown) labels
+            return False
+
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         if len(labels) == 0:
             return

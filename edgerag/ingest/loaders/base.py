@@ -41,7 +41,8 @@ def clean(text: str) -> str:
 
 class SectionBuilder:
     """Collects paragraphs under the current heading path and page, closing a Section whenever either changes.
-    Headings live in Section.heading (the path), not in the text, so chunkers can prefix them once."""
+    Headings live in Section.heading (the path), not in the text, so chunkers can prefix them once. A heading
+    with nothing under it (no text, no subheading) becomes a section of its own text, or its words would be lost."""
 
     def __init__(self) -> None:
         self.sections: list[Section] = []
@@ -49,6 +50,7 @@ class SectionBuilder:
         self._stack: list[tuple[int, str]] = []  # (level, heading text), outermost first
         self.page: int | None = None
         self.first_heading: str | None = None
+        self._bare = False  # the innermost heading has neither text nor a subheading yet
 
     @property
     def heading(self) -> str | None:
@@ -56,13 +58,18 @@ class SectionBuilder:
 
     def add(self, text: str) -> None:
         text = clean(text)
-        if text:
+        if not text:
+            return
+        if text.startswith("- ") and self._paras and self._paras[-1].rpartition("\n")[2].startswith("- "):
+            self._paras[-1] += "\n" + text  # keep a list in one paragraph, so a chunker keeps it together
+        else:
             self._paras.append(text)
 
     def flush(self) -> None:
         if self._paras:
             self.sections.append(Section("\n\n".join(self._paras), self.page, self.heading))
             self._paras = []
+            self._bare = False
 
     def set_heading(self, level: int, text: str) -> None:
         text = " ".join(text.split())
@@ -70,9 +77,17 @@ class SectionBuilder:
             return
         self.flush()
         self.first_heading = self.first_heading or text
+        if self._stack and self._stack[-1][0] >= level:
+            self._emit_bare()
         while self._stack and self._stack[-1][0] >= level:
             self._stack.pop()
         self._stack.append((level, text))
+        self._bare = True
+
+    def _emit_bare(self) -> None:
+        if self._bare and self._stack:
+            self.sections.append(Section(self._stack[-1][1], self.page, self.heading))
+        self._bare = False
 
     def set_page(self, page: int | None) -> None:
         self.flush()
@@ -80,4 +95,5 @@ class SectionBuilder:
 
     def done(self) -> list[Section]:
         self.flush()
+        self._emit_bare()
         return self.sections

@@ -69,6 +69,8 @@ def walk_html(html: str, b: SectionBuilder) -> str | None:
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
     title = _WS.sub(" ", title_node.text()).strip() if title_node is not None else None
+    for node in tree.css(",".join(sorted(_SKIP))):
+        node.decompose()  # up front, so that text() of a table cell or heading cannot pick up a script
     buf: list[str] = []
     marker = [""]  # a list item's "- ", held until the item's first text (which may sit in a nested <p>)
 

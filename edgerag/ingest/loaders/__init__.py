@@ -1,0 +1,84 @@
+"""Document loaders: a file in, plain text out, in sections that keep what citations need (page, heading path).
+
+load_document() dispatches on the suffix and is the only entry point. It reads the file itself (so every I/O
+error is handled in one place), and everything that goes wrong becomes UnreadableFile with a one-line reason:
+a bad file is the user's problem to fix, never a crash. Parsers were chosen by bench/parsers.py. Format modules
+are imported on first use, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from .base import LoadedDocument, Section, UnreadableFile
+from .encoding import decode_text
+
+__all__ = ["LoadedDocument", "Section", "SUPPORTED_SUFFIXES", "UnreadableFile", "decode_text", "load_document"]
+
+# suffix -> (module, format name). .rst/.org/.text read fine as plain text.
+_LOADERS = {
+    ".txt": ("text", "txt"),
+    ".text": ("text", "txt"),
+    ".rst": ("text", "txt"),
+    ".org": ("text", "txt"),
+    ".md": ("markdown", "md"),
+    ".markdown": ("markdown", "md"),
+    ".mdown": ("markdown", "md"),
+    ".mkd": ("markdown", "md"),
+    ".html": ("html", "html"),
+    ".htm": ("html", "html"),
+    ".xhtml": ("html", "html"),
+    ".pdf": ("pdf", "pdf"),
+    ".docx": ("docx", "docx"),
+    ".pptx": ("pptx", "pptx"),
+    ".epub": ("epub", "epub"),
+}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
+_MAX_REASON = 200
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise UnreadableFile("permission denied") from None
+    except FileNotFoundError:
+        raise UnreadableFile("file not found") from None
+    except IsADirectoryError:
+        raise UnreadableFile("is a directory") from None
+    except OSError as exc:
+        raise UnreadableFile(_one_line(f"cannot read file ({exc.strerror or exc})")) from None
+
+
+def load_document(path: Path) -> LoadedDocument:
+    """Extract the text of one file; raise UnreadableFile (never anything else) when that gives no text."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _LOADERS:
+        raise UnreadableFile(f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)")
+    module, fmt = _LOADERS[suffix]
+    data = _read(path)
+    if not data:
+        raise UnreadableFile("empty file")
+    try:
+        loader = importlib.import_module(f".{module}", __name__)
+        doc = loader.load(data, suffix) if module == "text" else loader.load(data)
+    except UnreadableFile:
+        raise
+    except ImportError as exc:  # an environment problem, but still no text from this file
+        raise UnreadableFile(f"{fmt} support is not installed (missing module '{exc.name}')") from None
+    except MemoryError:
+        raise UnreadableFile("too large to load in memory") from None
+    except Exception as exc:  # a parser choking on a malformed file is a bad input, not a crash
+        raise UnreadableFile(_one_line(f"corrupt {fmt} ({type(exc).__name__}: {exc})")) from exc
+    # drop empty sections here once, whatever the loader did
+    doc.sections = [s for s in doc.sections if s.text.strip()]
+    if not doc.sections:
+        raise UnreadableFile("no extractable text")
+    return doc

@@ -1,0 +1,112 @@
+"""PowerPoint .pptx: one section per slide (page = slide number, heading = slide title).
+
+Slides come in presentation order (ppt/presentation.xml), not file-name order. Per slide: text frames, tables
+(one line per row), group shapes, charts (as a small category | series table) and the speaker notes, which
+often hold the prose a slide only hints at. A slide that fails to parse is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+from .base import LoadedDocument, Section, clean
+from .ooxml import Package, attr, child, local, para_text, rel_id
+
+_TITLE_TYPES = {"title", "ctrTitle"}
+
+
+def _text_body(tx) -> str:
+    if tx is None:
+        return ""
+    return "\n".join(para_text(p) for p in tx if local(p.tag) == "p")
+
+
+def _table(tbl) -> str:
+    rows = []
+    for tr in (el for el in tbl if local(el.tag) == "tr"):
+        cells = [" ".join(_text_body(child(tc, "txBody")).split()) for tc in tr if local(tc.tag) == "tc"]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
+
+
+def _points(el) -> list[str]:
+    """Cached values of a c:tx / c:cat / c:val reference, in point order."""
+    if el is None:
+        return []
+    pts = [p for p in el.iter() if local(p.tag) == "pt"]
+    pts.sort(key=lambda p: int(attr(p, "idx", "0") or 0))
+    return [(child(p, "v").text or "") if child(p, "v") is not None else "" for p in pts]
+
+
+def _chart(root) -> str:
+    """Chart title, then 'category | value | value' rows with a header of series names."""
+    title = child(child(root, "chart"), "title")
+    lines = [" ".join(para_text(title).split())] if title is not None else []
+    series = [s for s in root.iter() if local(s.tag) == "ser"]
+    if series:
+        cats = _points(child(series[0], "cat")) or _points(child(series[0], "xVal"))
+        cols = [_points(child(s, "val")) or _points(child(s, "yVal")) for s in series]
+        lines.append(" | ".join([""] + [" ".join(_points(child(s, "tx"))) for s in series]))
+        for i, cat in enumerate(cats):
+            lines.append(" | ".join([cat] + [c[i] if i < len(c) else "" for c in cols]))
+    return "\n".join(line for line in lines if line.strip(" |"))
+
+
+def _shapes(tree, pkg: Package, part: str, title: list[str], out: list[str]) -> None:
+    """Collect the text of one shape tree in document (z-) order; the title placeholder goes to `title`."""
+    for el in tree:
+        name = local(el.tag)
+        if name == "grpSp":
+            _shapes(el, pkg, part, title, out)
+        elif name == "AlternateContent":
+            choice = child(el, "Choice")
+            _shapes(choice if choice is not None else (), pkg, part, title, out)
+        elif name == "sp":
+            ph = next((e for e in el.iter() if local(e.tag) == "ph"), None)
+            text = _text_body(child(el, "txBody"))
+            if ph is not None and attr(ph, "type") in _TITLE_TYPES and not title:
+                title.append(" ".join(text.split()))
+            else:
+                out.append(text)
+        elif name == "graphicFrame":
+            for sub in el.iter():
+                if local(sub.tag) == "tbl":
+                    out.append(_table(sub))
+                elif local(sub.tag) == "chart":
+                    target = pkg.rels(part).get(rel_id(sub) or "")
+                    chart = pkg.xml(target[1]) if target else None
+                    if chart is not None:
+                        out.append(_chart(chart))
+
+
+def _notes(pkg: Package, slide: str) -> str:
+    for part in pkg.related(slide, "notesSlide"):
+        root = pkg.xml(part)
+        for sp in (e for e in (root.iter() if root is not None else ()) if local(e.tag) == "sp"):
+            ph = next((e for e in sp.iter() if local(e.tag) == "ph"), None)
+            if ph is not None and attr(ph, "type") == "body":  # not the slide image or the page number
+                return _text_body(child(sp, "txBody"))
+    return ""
+
+
+def load(data: bytes) -> LoadedDocument:
+    pkg = Package(data, "pptx")
+    main = pkg.main_part("ppt/presentation.xml")
+    pres, rels = pkg.xml(main), pkg.rels(main)
+    ids = child(pres, "sldIdLst") if pres is not None else None
+    slides = [rels[rid][1] for rid in (rel_id(s) for s in (ids if ids is not None else ())) if rid in rels]
+    sections, warnings = [], []
+    for number, part in enumerate(slides, 1):
+        try:
+            root = pkg.xml(part)
+            tree = next((e for e in root.iter() if local(e.tag) == "spTree"), ()) if root is not None else ()
+            title, out = [], []
+            _shapes(tree, pkg, part, title, out)
+            out.append(_notes(pkg, part))
+        except Exception as exc:  # one broken slide should not cost the others
+            warnings.append(f"slide {number} skipped ({type(exc).__name__})")
+            continue
+        text = clean("\n\n".join(clean(t) for t in out if t.strip()))
+        heading = title[0] if title and title[0] else None
+        if text or heading:
+            sections.append(Section(text or heading, page=number, heading=heading))
+    return LoadedDocument(sections, "pptx", sections[0].heading if sections else None, warnings)
