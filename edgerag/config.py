@@ -55,13 +55,14 @@ class Settings:
     hnsw_ef_search: int = 128
     # Retrieval: candidates per retriever, how many chunks reach the prompt, and fusion.
     retrieve_mode: str = "hybrid"
-    top_k: int = 5
+    top_k: int = 4
     candidates: int = 30
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
-    # Dense cosine below this and no BM25 hit means "not found in your documents".
-    min_relevance: float = 0.25
+    # Best dense cosine below this means "not found in your documents" without asking the model. Measured with
+    # MiniLM on XQuAD: 1% of real questions score below 0.31; 7 of 10 off-topic questions do.
+    min_relevance: float = 0.30
     # Generation.
     context_tokens: int = 2048
     max_tokens: int = 256

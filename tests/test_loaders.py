@@ -182,7 +182,7 @@ def test_decode_text_round_trips(codec):
 
 
 def test_decode_text_bom_is_dropped():
-    assert decode_text(codecs.BOM_UTF8 + "hi".encode()) == "hi"
+    assert decode_text(codecs.BOM_UTF8 + b"hi") == "hi"
     assert decode_text(codecs.BOM_UTF16_BE + "hi".encode("utf-16-be")) == "hi"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .base import LoadedDocument, Section, UnreadableFile
 from .encoding import decode_text
 
-__all__ = ["LoadedDocument", "Section", "SUPPORTED_SUFFIXES", "UnreadableFile", "decode_text", "load_document"]
+__all__ = ["SUPPORTED_SUFFIXES", "LoadedDocument", "Section", "UnreadableFile", "decode_text", "load_document"]
 
 # suffix -> (module, format name). .rst/.org/.text read fine as plain text.
 _LOADERS = {

@@ -40,7 +40,7 @@ def clean(text: str) -> str:
 
 
 class SectionBuilder:
-    """Collects paragraphs under the current heading path and page, closing a Section whenever either changes.
+    """Collects paragraphs under the current heading path, closing a Section whenever the path changes.
     Headings live in Section.heading (the path), not in the text, so chunkers can prefix them once. A heading
     with nothing under it (no text, no subheading) becomes a section of its own text, or its words would be lost."""
 
@@ -48,7 +48,6 @@ class SectionBuilder:
         self.sections: list[Section] = []
         self._paras: list[str] = []
         self._stack: list[tuple[int, str]] = []  # (level, heading text), outermost first
-        self.page: int | None = None
         self.first_heading: str | None = None
         self._bare = False  # the innermost heading has neither text nor a subheading yet
 
@@ -67,7 +66,7 @@ class SectionBuilder:
 
     def flush(self) -> None:
         if self._paras:
-            self.sections.append(Section("\n\n".join(self._paras), self.page, self.heading))
+            self.sections.append(Section("\n\n".join(self._paras), heading=self.heading))
             self._paras = []
             self._bare = False
 
@@ -86,12 +85,8 @@ class SectionBuilder:
 
     def _emit_bare(self) -> None:
         if self._bare and self._stack:
-            self.sections.append(Section(self._stack[-1][1], self.page, self.heading))
+            self.sections.append(Section(self._stack[-1][1], heading=self.heading))
         self._bare = False
-
-    def set_page(self, page: int | None) -> None:
-        self.flush()
-        self.page = page
 
     def done(self) -> list[Section]:
         self.flush()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 from .base import LoadedDocument, SectionBuilder, UnreadableFile
-from .ooxml import Package, attr, child, local, para_text, val
+from .ooxml import Package, attr, chart_text, child, local, para_text, rel_id, val
 
-_HEADING_NAME = re.compile(r"heading\s*(\d)", re.I)
+_HEADING_NAME = re.compile(r"heading\s*(\d)", re.IGNORECASE)
 _TITLE = 0  # pseudo heading level of the "Title" style
 
 
@@ -28,7 +28,8 @@ def _style_levels(styles) -> tuple[dict[str, int], set[str]]:
         if local(st.tag) != "style":
             continue
         ppr = child(st, "pPr")
-        info[attr(st, "styleId")] = (val(st, "name") or "", val(st, "basedOn"), _outline(ppr), child(ppr, "numPr") is not None)
+        numbered = child(ppr, "numPr") is not None
+        info[attr(st, "styleId")] = (val(st, "name") or "", val(st, "basedOn"), _outline(ppr), numbered)
     levels, lists = {}, set()
     for sid in info:
         seen, cur = set(), sid
@@ -47,12 +48,13 @@ def _style_levels(styles) -> tuple[dict[str, int], set[str]]:
 
 
 def _blocks(container):
-    """w:p and w:tbl children in order, looking through block-level content controls and custom XML."""
+    """w:p and w:tbl children in order, looking through content controls, custom XML, tracked insertions and
+    (for a cell wrapped in a content control) w:tc."""
     for el in container:
         name = local(el.tag)
         if name in ("p", "tbl"):
             yield el
-        elif name in ("sdt", "sdtContent", "customXml", "ins", "moveTo"):
+        elif name in ("sdt", "sdtContent", "customXml", "ins", "moveTo", "tc"):
             yield from _blocks(el)
 
 
@@ -96,6 +98,16 @@ def load(data: bytes) -> LoadedDocument:
     styles = pkg.related(main, "styles")
     levels, list_styles = _style_levels(pkg.xml(styles[0]) if styles else None)
     b, title = SectionBuilder(), None
+    rels, seen = pkg.rels(main), set()
+
+    def charts(p) -> None:
+        for el in p.iter():  # c:chart sits deep inside w:drawing; its data is a separate part
+            rid = rel_id(el) if local(el.tag) == "chart" else None
+            if rid in rels and rid not in seen:  # seen: a chart in a text box is also inside the outer paragraph
+                seen.add(rid)
+                chart = pkg.xml(rels[rid][1])
+                if chart is not None:
+                    b.add(chart_text(chart))
 
     def walk(container) -> None:
         nonlocal title
@@ -120,6 +132,7 @@ def load(data: bytes) -> LoadedDocument:
                 b.add(("- " if listed and text.strip() else "") + text)
             for box in boxes:
                 walk(box)
+            charts(block)
 
     walk(body)
     return LoadedDocument(b.done(), "docx", title)

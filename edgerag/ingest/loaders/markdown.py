@@ -14,7 +14,7 @@ from .encoding import decode_text
 from .html import walk_html
 
 # YAML front matter is metadata, not prose; unstripped it renders as a rule plus a Setext heading
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
 def load(data: bytes) -> LoadedDocument:

@@ -1,8 +1,10 @@
 """Reading Office Open XML packages (.docx, .pptx) with zipfile + ElementTree.
 
-Why not python-docx / python-pptx: bench/parsers.py shows they miss text (content controls, text boxes, SmartArt
-shapes), raise on shapes they do not model (NotImplementedError, merged-cell grid errors), and cannot open
-ISO "Strict" files at all (other namespaces). Walking the XML by local name avoids all three and is ~10x faster.
+Why not python-docx / python-pptx (bench/parsers.py, docling's files): they miss text in block content controls,
+text boxes and charts, python-pptx raises NotImplementedError on a shape it does not model, and python-docx cannot
+open ISO "Strict" files at all (other namespaces). Walking the XML by local name avoids all of that: word F1 0.95
+vs 0.82 (docx, python-docx paragraphs + tables in body order) and 0.93 vs 0.83 (pptx, python-pptx text frames),
+at a similar 2-20 ms per file. Stdlib ElementTree, so no extra dependency.
 """
 
 from __future__ import annotations
@@ -78,7 +80,11 @@ class Package:
             target = attr(rel, "Target") or ""
             if attr(rel, "TargetMode") == "External":
                 continue
-            target = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+            # absolute targets are package-rooted; relative ones are relative to the part's folder
+            if target.startswith("/"):
+                target = target.lstrip("/")
+            else:
+                target = posixpath.normpath(posixpath.join(folder, target))
             out[attr(rel, "Id") or ""] = ((attr(rel, "Type") or "").rsplit("/", 1)[-1], target)
         return out
 
@@ -113,3 +119,39 @@ def para_text(p, boxes: list | None = None) -> str:
         elif name not in ("Fallback", "pPr", "rPr", "del", "moveFrom", "instrText"):
             stack.extend(reversed(el))
     return "".join(out)
+
+
+def _number(text: str) -> str:
+    """Cached chart numbers are raw doubles ('4.4000000000000004'); show them as a person typed them."""
+    try:
+        return f"{float(text):.10g}"
+    except ValueError:
+        return text
+
+
+def _points(el) -> list[str]:
+    """Cached values of a c:tx / c:cat / c:val reference by point index ("" for a missing point)."""
+    found = {}
+    for p in el.iter() if el is not None else ():
+        v = child(p, "v") if local(p.tag) == "pt" else None
+        idx = attr(p, "idx", "")
+        if v is not None and idx.isdigit():
+            found[int(idx)] = _number((v.text or "").strip())
+    if not found or max(found) > 10 * len(found) + 100:  # a forged idx must not make us build a huge list
+        return [found[i] for i in sorted(found)]
+    return [found.get(i, "") for i in range(max(found) + 1)]
+
+
+def chart_text(root) -> str:
+    """A chart part (DrawingML, same in .docx and .pptx) as text: its title, then a header of series names and
+    one 'category | value | value' row per category, from the values cached in the file."""
+    title = child(child(root, "chart"), "title")
+    lines = [" ".join(para_text(title).split())] if title is not None else []
+    series = [s for s in root.iter() if local(s.tag) == "ser"]
+    if series:
+        cats = _points(child(series[0], "cat")) or _points(child(series[0], "xVal"))
+        cols = [_points(child(s, "val")) or _points(child(s, "yVal")) for s in series]
+        lines.append(" | ".join([""] + [" ".join(_points(child(s, "tx"))) for s in series]))
+        for i, cat in enumerate(cats):
+            lines.append(" | ".join([cat] + [c[i] if i < len(c) else "" for c in cols]))
+    return "\n".join(line for line in lines if line.strip(" |"))

@@ -62,5 +62,6 @@ def load(data: bytes) -> LoadedDocument:
         doc.close()
     warnings = [f"unreadable {f}" for f in failed]
     if sections and empty:
-        warnings.append(f"no text on page(s) {', '.join(empty[:20])}{' ...' if len(empty) > 20 else ''} (scanned? no OCR)")
+        listed = ", ".join(empty[:20]) + (" ..." if len(empty) > 20 else "")
+        warnings.append(f"no text on page(s) {listed} (scanned? no OCR)")
     return LoadedDocument(sections, "pdf", title, warnings)

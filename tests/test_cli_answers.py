@@ -1,0 +1,69 @@
+"""`search`, `ask`, `chat` from the command line, including every bad input: one line, non-zero exit."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import REPO
+from edgerag.cli import main
+from edgerag.models.prepare import GENERATOR_NAME
+
+
+@pytest.fixture()
+def demo(home):
+    assert main(["ingest", str(REPO / "docs" / "samples"), "-c", "demo", "--json"]) == 0
+    return home
+
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("edgerag: error:"), err
+    for w in words:
+        assert w in err
+    return err
+
+
+def test_search_json(demo, capsys):
+    capsys.readouterr()
+    assert main(["search", "meal allowance", "-c", "demo", "--json", "--mode", "bm25"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and hits[0]["path"].endswith("travel-policy.html")
+    assert hits[0]["heading"] and "Meals" in hits[0]["heading"]
+
+
+@pytest.mark.slow
+def test_ask_prints_answer_and_cited_sources(demo, capsys):
+    capsys.readouterr()
+    assert main(["ask", "How long does the Aurora K3 warranty last?", "-c", "demo", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["text"] and not answer["not_found"]
+    assert answer["citations"], "at least one source is cited"
+    assert any(c["source"]["path"].endswith("aurora-k3-manual.md") for c in answer["citations"])
+
+
+@pytest.mark.slow
+def test_chat_reads_questions_until_quit(demo, capsys, monkeypatch):
+    lines = iter(["How much is the daily meal allowance in the EU?", "/new", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt="": next(lines))
+    capsys.readouterr()
+    assert main(["chat", "-c", "demo"]) == 0
+    assert "Sources" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_one_line_errors(demo, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["ask", "   ", "-c", "demo"]) == 1
+    _one_line_error(capsys, "empty question")
+    assert main(["ask", "hello?", "-c", "nope"]) == 1
+    _one_line_error(capsys, "no collection named 'nope'")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "blank.txt").write_text("  ")
+    main(["ingest", str(empty), "-c", "hollow", "--json"])
+    capsys.readouterr()
+    assert main(["search", "anything", "-c", "hollow"]) == 1
+    _one_line_error(capsys, "is empty")
+    shutil.rmtree(demo / "models" / GENERATOR_NAME)
+    assert main(["ask", "hello?", "-c", "demo"]) == 1
+    _one_line_error(capsys, "generator")
