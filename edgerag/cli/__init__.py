@@ -14,6 +14,7 @@ from ..errors import EdgeragError
 from . import ask_cmd, config_cmd, ingest_cmd, models_cmd, tui_cmd
 
 GROUPS = (models_cmd, config_cmd, ingest_cmd, ask_cmd, tui_cmd)
+from . import eval_cmd; GROUPS = (*GROUPS, eval_cmd)  # noqa: E402,E702 (evaluation harness)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -285,3 +285,14 @@ def load_hotpot(path: Path | str) -> QADataset:
     if not ds.items:
         raise BadInputError(f"{path}: no questions")
     return ds
+
+
+def load_qa_file(path: Path | str) -> QADataset:
+    """SQuAD or HotpotQA, told apart by shape (an object with `data`, or a list of questions)."""
+    path = Path(path).expanduser()
+    data = _read_json(path)
+    if isinstance(data, dict) and "data" in data:
+        return load_squad(path)
+    if isinstance(data, list):
+        return load_hotpot(path)
+    raise BadInputError(f"{path}: neither SQuAD (an object with 'data') nor HotpotQA (a list of questions)")

@@ -25,6 +25,8 @@ VERDICTS = ("better", "no different", "worse")
 # -- answers -----------------------------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
+_MARKERS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
+_WORDS = re.compile(r"\w+(?:['’.-]\w+)*")
 
 
 def normalize_answer(text: str) -> str:
@@ -59,7 +61,7 @@ def contains_answer(text: str, golds: Sequence[str]) -> float:
 
 def answer_length(text: str) -> int:
     """Words in the answer, citation markers not counted."""
-    return len(re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", text).split())
+    return len(_WORDS.findall(_MARKERS.sub(" ", text)))
 
 
 # -- retrieval ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ passage-to-document rule), and a chunk shared by several documents (deduplicated
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,12 +33,12 @@ CURVE_KS = [1, 2, 3, 5, 10, 20, 30, 50, 100]
 PUBLISHED = {
     "nfcorpus": {"bm25": {"ndcg@10": 0.325}, "dense": {"ndcg@10": 0.3159}},
 }
-IDENTITY = ("kind", "source", "split", "systems", "limit", "seed", "chunking")
+IDENTITY = ("kind", "source", "dataset_sha", "split", "systems", "limit", "seed", "chunking")
 
 
 @dataclass
 class RetrievalConfig:
-    beir: str
+    beir: str | None = None  # a BEIR folder or zip (or pass a BeirDataset to run_retrieval_eval)
     split: str = "test"
     modes: list[str] = field(default_factory=lambda: list(MODES))
     embedders: list[str | None] = field(default_factory=lambda: [None])  # None: the active embedder
@@ -51,6 +52,16 @@ class RetrievalConfig:
 class RetrievalResult:
     run_dir: Path
     summary: dict
+
+
+def dataset_sha(dataset: BeirDataset) -> str:
+    """Identity of the evaluated data (a resumed run must score the same corpus, queries and judgements)."""
+    h = hashlib.sha256()
+    for key in sorted(dataset.corpus):
+        h.update(f"{key}\0{dataset.corpus[key].full_text}\0".encode())
+    for qid in sorted(dataset.queries):
+        h.update(f"{qid}\0{dataset.queries[qid]}\0{sorted(dataset.qrels[qid].items())}\0".encode())
+    return h.hexdigest()[:16]
 
 
 def rank_documents(retriever: Retriever, query: str, mode: str, depth: int = DEPTH,
@@ -186,12 +197,15 @@ def write_report(run: RunDir, summary: dict) -> None:
 
 
 def run_retrieval_eval(settings: Settings, config: RetrievalConfig, resume: Path | None = None,
-                       on_event: Callable[[EvalEvent], None] = ignore) -> RetrievalResult:
-    """Load the corpus, plan the systems, run (or resume) them, then write summary.json, report.md and plots."""
-    dataset = load_beir(config.beir, config.split)
-    systems = plan_systems(settings, config.modes, config.embedders)
+                       on_event: Callable[[EvalEvent], None] = ignore,
+                       dataset: BeirDataset | None = None) -> RetrievalResult:
+    """Load the corpus (or take `dataset`), plan the systems, run (or resume) them, then write summary.json,
+    report.md and plots."""
+    systems = plan_systems(settings, config.modes, config.embedders)  # a bad embedder fails before any work
+    dataset = dataset or load_beir(config.beir, config.split)
     query_ids = subset(sorted(dataset.queries), config.limit, config.seed)
-    run_config = {"kind": "retrieval", "source": str(Path(config.beir).expanduser().resolve()),
+    source = str(Path(config.beir).expanduser().resolve()) if config.beir else dataset.source
+    run_config = {"kind": "retrieval", "source": source, "dataset_sha": dataset_sha(dataset),
                   "split": config.split, "systems": systems, "limit": config.limit, "seed": config.seed,
                   "resamples": config.resamples,
                   "chunking": {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},

@@ -10,7 +10,7 @@ Examples: `smollm2-135m-instruct-q4_1`, `runs/ft/model-q8.gguf`, `base=smollm2-1
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config import Settings
@@ -69,7 +69,7 @@ class GeneratorSpec:
             else:
                 raise ModelError(f"{self.adapter}: LoRA adapter not found (a GGUF file or a gguf-lora model name)")
         label = self.label or Path(model).stem + (f"+{Path(adapter).stem}" if adapter else "")
-        return GeneratorSpec(model, adapter, label)
+        return replace(self, model=model, adapter=adapter, label=label)
 
     def load(self, settings: Settings):
         from ..generate.llm import Generator, load_generator
@@ -94,5 +94,5 @@ def resolve_all(settings: Settings, specs: list[GeneratorSpec]) -> list[Generato
         while any(o.label == label for o in out):
             n += 1
             label = f"{r.label}#{n}"
-        out.append(GeneratorSpec(r.model, r.adapter, label))
+        out.append(replace(r, label=label))
     return out

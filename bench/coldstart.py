@@ -1,0 +1,51 @@
+"""Cold start: wall time from launching `edgerag ask` (a new process) to the first answer token on stdout,
+against the baseline of launching a bare Python interpreter that only imports llama_cpp and loads the same GGUF.
+Target: <= 2 s to first token. Run: .venv/bin/python bench/coldstart.py
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+from _common import REPO, bench_home, percentile, report
+
+QUESTION = "How long does the Aurora K3 warranty last?"
+
+
+def first_output(cmd: list[str], env) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc.stdout.read(1)
+    elapsed = time.perf_counter() - t0
+    proc.kill()
+    proc.wait()
+    return elapsed
+
+
+def main() -> None:
+    home = bench_home()
+    env = {**os.environ, "EDGERAG_HOME": str(home)}
+    exe = str(REPO / ".venv" / "bin" / "edgerag")
+    subprocess.run([exe, "ingest", str(REPO / "docs" / "samples"), "-c", "bench-demo", "--json"], env=env,
+                   capture_output=True, check=True)
+    from edgerag.config import load_settings
+    from edgerag.models import ModelStore
+
+    store = ModelStore(load_settings().models_dir)
+    gguf = store.main_path(store.active_name("generator"))
+    bare = [sys.executable, "-c", "import sys, llama_cpp; llama_cpp.Llama(model_path=sys.argv[1], n_ctx=2048, "
+            "verbose=False); print('x', flush=True)", str(gguf)]
+    ours = [first_output([exe, "ask", QUESTION, "-c", "bench-demo"], env) for _ in range(5)]
+    base = [first_output(bare, env) for _ in range(5)]
+    help_ = [first_output([exe, "--help"], env) for _ in range(5)]
+    report("cold start (new process each run, 5 runs, median)", [
+        ("edgerag ask → first answer token", f"{percentile(ours, 50):.2f} s (target <= 2 s)"),
+        ("bare python + llama_cpp model load (baseline)", f"{percentile(base, 50):.2f} s"),
+        ("edgerag --help", f"{percentile(help_, 50):.2f} s"),
+        ("ratio ask / baseline", f"{percentile(ours, 50) / percentile(base, 50):.2f}x"),
+    ])
+
+
+if __name__ == "__main__":
+    main()

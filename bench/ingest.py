@@ -1,0 +1,50 @@
+"""Ingest NFCorpus (3,633 abstracts written out as .txt files) and split the time into parse / chunk / embed /
+index, with chunks/s and the share of time spent outside embedding.
+
+Run: .venv/bin/python bench/ingest.py [--limit N]
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from _common import bench_home, nfcorpus, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    bench_home()
+    from edgerag.config import load_settings
+    from edgerag.ingest import ingest
+    from edgerag.store.collection import remove_collection
+
+    settings = load_settings()
+    docs = nfcorpus(args.limit)
+    folder = Path(tempfile.mkdtemp(prefix="nfcorpus-"))
+    for d in docs:
+        (folder / f"{d['_id']}.txt").write_text(f"{d.get('title', '')}\n\n{d['text']}", encoding="utf-8")
+    try:
+        remove_collection(settings.collections_dir, "bench-ingest")
+    except Exception:
+        pass
+    r = ingest(settings, [folder], "bench-ingest")
+    again = ingest(settings, [folder], "bench-ingest")
+    shutil.rmtree(folder)
+    t = r.timings
+    outside = r.seconds - t["embed"]
+    report(f"ingest NFCorpus: {len(docs)} files, {r.new_chunks} chunks embedded", [
+        ("total", f"{r.seconds:.1f} s"),
+        *[(k, f"{v:.2f} s ({v / r.seconds:.0%})") for k, v in t.items()],
+        ("chunks/s (end to end)", f"{r.new_chunks / r.seconds:.1f}"),
+        ("chunks/s (embedding only)", f"{r.new_chunks / max(t['embed'], 1e-9):.1f}"),
+        ("share of time outside embedding", f"{outside / r.seconds:.1%}"),
+        ("re-ingest (no changes)", f"{again.seconds:.2f} s, {again.new_chunks} chunks embedded"),
+        ("failed files", str(len(r.failed))),
+    ])
+
+
+if __name__ == "__main__":
+    main()
