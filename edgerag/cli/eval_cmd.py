@@ -65,7 +65,10 @@ def _progress(args):
     tasks: dict = {"current": None}
 
     def on_event(event) -> None:
-        if event.kind == "phase":
+        if event.kind == "run":
+            err_console.print(f"run dir: {event.info}" + ("" if args.resume else
+                              "  (if interrupted, rerun the same command with --resume RUN_DIR)"))
+        elif event.kind == "phase":
             tasks["current"] = progress.add_task(event.phase[:40], total=event.total, info="")
         elif event.kind == "advance" and tasks["current"] is not None:
             progress.update(tasks["current"], advance=event.n, info=event.info[:30])

@@ -141,7 +141,7 @@ def _qrels(files: _Files, rel: str) -> dict[str, dict[str, int]]:
         parts = line.rstrip("\n\r").split("\t") if "\t" in line else line.split()
         if not parts or not line.strip():
             continue
-        if n == 1 and not parts[-1].lstrip("-").isdigit():  # the "query-id corpus-id score" header
+        if n == 1 and len(parts) >= 3 and not parts[-1].lstrip("-").isdigit():  # "query-id corpus-id score"
             continue
         if len(parts) not in (3, 4):  # BEIR's 3 columns, or TREC's "qid iter docid grade"
             raise BadInputError(f"{files.label(rel)} line {n}: expected query-id, corpus-id, score "

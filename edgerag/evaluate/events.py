@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 @dataclass
 class EvalEvent:
-    """kind: 'phase' (a new bar: `phase`, `total`), 'advance' (`n` more done, `info` for the bar's text),
-    or 'ingest' (a scratch collection is being built; `total` records, `n` embedded chunks so far)."""
+    """kind: 'run' (the run directory, in `info`, is ready: print it, it is what --resume needs),
+    'phase' (a new bar: `phase`, `total`), or 'advance' (`n` more done, `info` for the bar's text)."""
     kind: str
     phase: str = ""
     total: int | None = None

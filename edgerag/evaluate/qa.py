@@ -309,6 +309,7 @@ def run_qa_eval(settings: Settings, config: QAConfig, resume: Path | None = None
                   "context_tokens": settings.context_tokens, "min_relevance": settings.min_relevance}
     run = RunDir.resume(resume, run_config, IDENTITY) if resume else \
         RunDir.create(settings.runs_dir, config.name or f"qa-{dataset.name}-{config.condition}", run_config)
+    on_event(EvalEvent("run", info=str(run.path)))
     timings = evaluate_generators(settings, dataset, specs, items, run, config.condition, mode, top_k, on_event)
     summary = summarise_run(run, dataset, specs, config.condition, config.resamples, config.seed, timings)
     run.write_summary(summary)

@@ -213,6 +213,7 @@ def run_retrieval_eval(settings: Settings, config: RetrievalConfig, resume: Path
                                 "hnsw_ef_search": settings.hnsw_ef_search}, "config": asdict(config)}
     run = RunDir.resume(resume, run_config, IDENTITY) if resume else \
         RunDir.create(settings.runs_dir, config.name or f"retrieval-{dataset.name}", run_config)
+    on_event(EvalEvent("run", info=str(run.path)))
     timings = evaluate_systems(settings, dataset, systems, run, query_ids, on_event)
     summary = summarise_run(run, dataset, systems, config.resamples, config.seed, timings)
     run.write_summary(summary)

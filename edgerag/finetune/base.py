@@ -1,0 +1,123 @@
+"""Load a base generator for training, from a GGUF in the models store or from an HF model folder.
+
+transformers can read a GGUF (dequantized to fp32), but the tokenizer it rebuilds for SmolLM2 is wrong: eos becomes
+<|im_start|>, a BOS is prepended, the digit-splitting pre-tokenizer is dropped, and save_pretrained copies the whole
+GGUF as tokenizer.model. `repair_tokenizer` rebuilds it from the same vocabulary with the right specials and
+pre-tokenizer; tests check its ids equal llama.cpp's. The dequantized model is cached once as an HF folder next to
+the run data (`hf_cache`), so later loads (and QLoRA's 4-bit quantization) start from safetensors in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError, require
+from ..models import ModelStore
+
+SUPPORTED_ARCHS = ("llama",)  # what the GGUF exporter knows how to write back
+
+
+@dataclass
+class BaseModel:
+    name: str  # store name
+    hf_dir: Path  # HF-format folder (config, safetensors, fixed tokenizer)
+    gguf: Path | None  # the GGUF it came from: its metadata (tokenizer, template) is reused on export
+    arch: str
+
+
+def repair_tokenizer(tokenizer, chat_template: str | None):
+    """A clean PreTrainedTokenizerFast with ChatML specials and SmolLM2's digit-splitting pre-tokenizer."""
+    transformers = require("transformers")
+    from tokenizers import pre_tokenizers, processors
+
+    backend = tokenizer.backend_tokenizer
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+    ])
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)  # no BOS: llama.cpp adds none either
+    fixed = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>",
+        unk_token="<|endoftext|>")
+    fixed.chat_template = chat_template
+    return fixed
+
+
+def _gguf_arch(path: Path) -> str:
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(path)).fields.get("general.architecture")
+    return field.contents() if field else "unknown"
+
+
+def prepare_base(settings, name: str | None = None, say=lambda _m: None) -> BaseModel:
+    """Resolve a store generator (default: the active one) to an HF folder ready for transformers/peft."""
+    store = ModelStore(settings.models_dir)
+    manifest = store.get(name) if name else store.active("generator")
+    folder = store.folder(manifest.name)
+    if manifest.format == "hf":
+        config = json.loads((folder / "config.json").read_text())
+        return BaseModel(manifest.name, folder, None, config.get("model_type", "unknown"))
+    if manifest.format != "gguf":
+        raise ModelError(f"{manifest.name}: cannot finetune a {manifest.format} model (need a GGUF or HF generator)")
+    gguf = store.main_path(manifest.name)
+    arch = _gguf_arch(gguf)
+    if arch not in SUPPORTED_ARCHS:
+        raise ModelError(f"{manifest.name}: architecture {arch!r} is not supported for finetuning/export "
+                         f"(supported: {', '.join(SUPPORTED_ARCHS)})")
+    sha = next(f.sha256 for f in manifest.files if f.path == manifest.main_file)
+    cache = settings.data_dir / "hf_cache" / f"{manifest.name}-{sha[:12]}"
+    if not (cache / "config.json").is_file():
+        say(f"dequantizing {gguf.name} to an HF checkpoint (once)")
+        _dequantize_gguf(gguf, cache)
+    return BaseModel(manifest.name, cache, gguf, arch)
+
+
+def _dequantize_gguf(gguf: Path, out: Path) -> None:
+    import shutil
+
+    transformers = require("transformers")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    raw = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = repair_tokenizer(raw, raw.chat_template)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.bos_token_id = tokenizer.bos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    tmp.rename(out)  # complete or absent: a killed conversion is redone, never half-used
+
+
+def load_for_training(base: BaseModel, bits: int, gradient_checkpointing: bool = True):
+    """(model, tokenizer): NF4 4-bit via bitsandbytes for bits=4 (QLoRA), bf16 for 16, fp32 for 32."""
+    torch = require("torch")
+    transformers = require("transformers")
+    kwargs = {}
+    if bits == 4:
+        require("bitsandbytes")
+        kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=False)
+        kwargs["dtype"] = torch.bfloat16
+    elif bits == 16:
+        kwargs["dtype"] = torch.bfloat16
+    elif bits == 32:
+        kwargs["dtype"] = torch.float32
+    else:
+        raise ModelError(f"bits must be 4, 16 or 32, not {bits}")
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(base.hf_dir), **kwargs)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(base.hf_dir))
+    if bits == 4:
+        peft = require("peft")
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    return model, tokenizer

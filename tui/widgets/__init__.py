@@ -1,0 +1,1 @@
+"""Widgets, one class per module. Each declares the messages it sends."""
