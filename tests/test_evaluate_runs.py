@@ -2,6 +2,7 @@
 generator (the pipeline, run dirs, resume, side-by-side verdicts and the gate; not the model's quality)."""
 
 import json
+import re
 from dataclasses import dataclass, replace
 
 import pytest
@@ -141,14 +142,11 @@ class FakeGenerator:
         self.calls += 1
         if self.stop_after is not None and self.calls > self.stop_after:
             raise KeyboardInterrupt
-        user = messages[-1]["content"]
-        question = user.rsplit("Question:", 1)[1]
+        sources, _, question = messages[-1]["content"].rpartition("\n\nQuestion:")
         q_words = set(content_words(question))
         best, where = 0, None
-        for block in user.split("\n\n[")[0:]:
-            head, _, text = block.partition(") ")
-            number = head.lstrip("Sources:\n[").split("]")[0]
-            for sentence in text.split(". "):
+        for number, text in re.findall(r"\[(\d+)\] \([^)]*\) (.*?)(?=\n\n\[\d+\] \(|\Z)", sources, re.S):
+            for sentence in re.split(r"(?<=\.)\s+|\n\n", text):
                 overlap = len(q_words & set(content_words(sentence)))
                 if overlap > best:
                     best, where = overlap, (number, sentence.rstrip("."))
@@ -182,10 +180,10 @@ def test_qa_oracle_with_fake_generator(settings, tmp_path):
     assert m["citation_supported"].mean == 1.0 and m["gold_shown"].mean == 1.0
     records = [json.loads(line) for line in (result.run_dir / RESULTS).read_text().splitlines()]
     q1 = next(r for r in records if r["item_id"] == "q1")
-    assert q1["prediction"] == "The old lighthouse on Skerry Point was built in 1874"
+    assert q1["prediction"] == "The old lighthouse on Skerry Point was built in 1874."
     # F1 by hand: prediction {old, lighthouse, on, skerry, point, was, built, in, 1874} vs {1874}: P=1/9, R=1
     assert q1["f1"] == pytest.approx(2 * (1 / 9) / (1 / 9 + 1))
-    assert q1["answer_words"] == 9 and q1["sources"] == [{"n": 1, "key": "Lighthouse-0", "relevant": True}]
+    assert q1["answer_words"] == 10 and q1["sources"] == [{"n": 1, "key": "Lighthouse-0", "relevant": True}]
     assert (result.run_dir / "answers.png").is_file() and "## Examples" in (result.run_dir / "report.md").read_text()
 
 

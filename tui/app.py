@@ -49,9 +49,9 @@ class EdgeragApp(App):
     DEFAULT_MODE = "chat"
     BINDINGS = [
         Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
         *[Binding(key, f"switch_mode('{mode}')", label, show=False) for mode, key, label in SECTIONS],
         Binding("ctrl+t", "toggle_dark", "Theme", show=False),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
     def __init__(self, settings: Settings, engine_factory: Callable | None = None,

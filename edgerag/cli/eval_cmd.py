@@ -77,23 +77,24 @@ def _progress(args):
 
 
 def _print_summary(summary: dict, metrics: list[str], scale: dict[str, float]) -> None:
-    table = Table(title=f"{summary['dataset']}: mean [95% CI]")
-    table.add_column("system")
-    for m in metrics:
-        table.add_column(m, justify="right")
+    """Metrics as rows and systems as columns: a dozen QA metrics still fit a terminal."""
     from ..evaluate.metrics import Estimate
 
     def cell(value, m) -> str:
         est = value if isinstance(value, Estimate) else Estimate(**value)
         return est.fmt(scale.get(m, 100.0))
 
-    for name, system in summary["systems"].items():
-        table.add_row(name, *[cell(system["metrics"][m], m) for m in metrics])
+    table = Table(title=f"{summary['dataset']}: mean [95% bootstrap CI], ×100 unless a count")
+    table.add_column("metric")
+    for name in summary["systems"]:
+        table.add_column(name, justify="right", no_wrap=True)
+    for m in metrics:
+        table.add_row(m, *[cell(s["metrics"][m], m) for s in summary["systems"].values()])
     console.print(table)
     if summary["comparisons"]:
         diffs = Table(title="paired differences (candidate − base), 95% bootstrap CI")
         for col in ("comparison", "metric", "difference", "verdict"):
-            diffs.add_column(col)
+            diffs.add_column(col, no_wrap=col != "comparison")
         colors = {"better": "green", "worse": "red"}
         for c in summary["comparisons"]:
             for m in metrics:

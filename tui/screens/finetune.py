@@ -1,0 +1,291 @@
+"""Finetune: a validated form, then training in a child process (torch never enters the UI process), its JSON
+events drawn live: loss chart, tokens/s, ETA; cancel and resume; then the A/B verdict and promoting the candidate.
+
+Event contract (one JSON object per stdout line of the trainer):
+  {"event": "start", "run_dir": "..."}                                   (optional; resume passes it back)
+  {"event": "status", "message": "synthesizing training data"}           (optional; any phase text)
+  {"event": "step", "step": 3, "max_steps": 60, "loss": 2.31, "tokens_per_s": 410.0, "eta_s": 120.0}
+  {"event": "done", "adapter": "...", "model": "<store name of the exported candidate>"}
+  {"event": "gate", "verdict": "better", "metric": "f1", "base": 0.31, "candidate": 0.36,
+   "difference": [0.01, 0.09], "n": 120, "model": "<candidate store name>"}
+  {"event": "error", "message": "..."}
+Lines that are not JSON are kept in the log (data dir / finetune-tui.log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections import deque
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, DataTable, Footer, Label, ProgressBar
+
+from edgerag.errors import EdgeragError, ModelError
+from edgerag.models import ModelStore
+from edgerag.store.collection import list_collections
+
+from ..widgets.finetune_form import FinetuneForm, trainer_args
+from ..widgets.loss_chart import LossChart
+from ..widgets.nav_bar import NavBar
+from .base import SectionScreen
+
+VERDICT_STYLE = {"better": "bold green", "worse": "bold red"}
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class FinetuneScreen(SectionScreen):
+    SECTION = "finetune"
+    BINDINGS = [Binding("ctrl+r", "start", "Start"), Binding("escape", "cancel", "Cancel"),
+                Binding("ctrl+e", "resume", "Resume")]
+
+    class Choices(Message):
+        def __init__(self, models: list[str], active: str | None, collections: list[str]):
+            super().__init__()
+            self.models, self.active, self.collections = models, active, collections
+
+    class Event(Message):
+        def __init__(self, data: dict):
+            super().__init__()
+            self.data = data
+
+    class Ended(Message):
+        def __init__(self, returncode: int, stderr_tail: list[str]):
+            super().__init__()
+            self.returncode, self.stderr_tail = returncode, stderr_tail
+
+    def __init__(self):
+        super().__init__()
+        self.process: asyncio.subprocess.Process | None = None
+        self.cancelled = False
+        self.failed = False
+        self.last_args: list[str] | None = None
+        self.run_dir: str | None = None
+        self.candidate: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.SECTION)
+        yield FinetuneForm(id="ft-form")
+        yield Label(Text("Ctrl+R starts training with these settings.", style="dim"), id="ft-status")
+        yield ProgressBar(total=None, id="ft-bar", show_eta=False)
+        yield LossChart(id="ft-chart")
+        with Vertical(id="ft-result"):
+            yield Label("", id="ft-outcome")
+            yield DataTable(id="ft-gate", cursor_type="none")
+            with Horizontal(classes="buttons"):
+                yield Button("Promote candidate", id="ft-promote", variant="success", disabled=True)
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#ft-gate", DataTable).display = False
+
+    def on_unmount(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "cancel":
+            return self.running
+        if action == "resume":
+            return not self.running and self.last_args is not None
+        return True
+
+    # -- choices -------------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self.load_choices()
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="reading models")
+    def load_choices(self) -> None:
+        store = ModelStore(self.app.settings.models_dir)
+        models = [m.name for m in store.list() if m.kind == "generator" and m.format in ("gguf", "hf")]
+        try:
+            active = store.active_name("generator")
+        except ModelError:
+            active = None
+        self.post_message(self.Choices(models, active, list_collections(self.app.settings.collections_dir)))
+
+    def on_finetune_screen_choices(self, message: Choices) -> None:
+        self.query_one(FinetuneForm).set_choices(message.models, message.active, message.collections)
+
+    # -- starting, cancelling, resuming --------------------------------------------------------------------
+    def action_start(self) -> None:
+        values, errors = self.query_one(FinetuneForm).values()
+        if errors:
+            self.status(Text("; ".join(errors), style="bold red"))
+            return
+        self.run_dir = None
+        self.query_one(LossChart).reset()
+        self.launch(trainer_args(values))
+
+    def action_resume(self) -> None:
+        if self.last_args is not None and not self.running:
+            self.launch(self.last_args, resume=True)
+
+    def launch(self, args: list[str], resume: bool = False) -> None:
+        if self.running:
+            self.notify("training is already running (Esc cancels it)", severity="warning")
+            return
+        self.last_args, self.cancelled, self.failed, self.candidate = args, False, False, None
+        extra = (["--resume", self.run_dir] if self.run_dir else ["--resume"]) if resume else []
+        self.query_one("#ft-outcome", Label).update("")
+        self.query_one("#ft-gate", DataTable).display = False
+        self.query_one("#ft-promote", Button).disabled = True
+        self.status(Text("starting the trainer…" if not resume else "resuming…", style="dim"))
+        self.train(self.app.trainer_command(args + extra))
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.cancelled = True
+            self._signal(signal.SIGTERM)
+            self.status(Text("cancelling…", style="yellow"))
+
+    def _signal(self, sig: int) -> None:
+        if self.running:
+            try:
+                os.killpg(self.process.pid, sig)  # the trainer's own session: its data loaders go too
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    @work(group="train", exit_on_error=False, description="training")
+    async def train(self, command: list[str]) -> None:
+        self.process = proc = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=1 << 20)
+        self.refresh_bindings()
+        tail: deque[str] = deque(maxlen=40)
+        log_path = self.app.settings.data_dir / "finetune-tui.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+
+        async def drain_stderr() -> None:
+            async for raw in proc.stderr:
+                tail.append(raw.decode("utf-8", "replace").rstrip())
+
+        stderr_task = asyncio.create_task(drain_stderr())
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(command)}\n")
+            while True:
+                try:
+                    raw = await asyncio.wait_for(proc.stdout.readline(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    if self.app.stopping.is_set():
+                        self._signal(signal.SIGTERM)  # quitting: the trainer checkpoints and stops
+                    continue
+                if not raw:
+                    break
+                line = raw.decode("utf-8", "replace").strip()
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict) and "event" in data:
+                    self.post_message(self.Event(data))
+                elif line:
+                    log.write(line + "\n")
+            try:
+                returncode = await asyncio.wait_for(proc.wait(), timeout=15)
+            except asyncio.TimeoutError:
+                self._signal(signal.SIGKILL)
+                returncode = await proc.wait()
+            await stderr_task
+            log.write("\n".join(tail) + f"\n(exit {returncode})\n")
+        self.post_message(self.Ended(returncode, list(tail)))
+
+    # -- events --------------------------------------------------------------------------------------------
+    def on_finetune_screen_event(self, message: Event) -> None:
+        data, kind = message.data, message.data.get("event")
+        if kind == "start":
+            self.run_dir = data.get("run_dir") or self.run_dir
+        elif kind == "status":
+            self.status(Text(str(data.get("message", "")), style="dim"))
+        elif kind == "step":
+            self.on_step(data)
+        elif kind == "done":
+            self.candidate = data.get("model") or self.candidate
+            parts = [f"adapter {data['adapter']}"] if data.get("adapter") else []
+            if data.get("model"):
+                parts.append(f"candidate model {data['model']}")
+            self.query_one("#ft-outcome", Label).update(Text.assemble(("trained  ", "bold green"), " · ".join(parts)))
+        elif kind == "gate":
+            self.on_gate(data)
+        elif kind == "error":
+            self.failed = True
+            self.app.show_error(EdgeragError(str(data.get("message", "training failed"))), "training")
+
+    def on_step(self, data: dict) -> None:
+        step, total = int(data.get("step", 0)), data.get("max_steps")
+        self.query_one(ProgressBar).update(total=total, progress=step)
+        if data.get("loss") is not None:
+            self.query_one(LossChart).add(float(data["loss"]))
+        rate = data.get("tokens_per_s")
+        self.status(Text.assemble(("training ", "bold"), f"step {step}/{total or '?'}",
+                                  f" · {rate:.0f} tokens/s" if rate else "", f" · ETA {_eta(data.get('eta_s'))}",
+                                  ("  Esc cancels", "dim")))
+
+    def on_gate(self, data: dict) -> None:
+        table = self.query_one("#ft-gate", DataTable)
+        table.clear(columns=True)
+        table.add_columns("metric", "base", "candidate", "difference (95% CI)", "n", "verdict")
+        diff = data.get("difference")
+        diff_text = f"[{diff[0] * 100:+.1f}, {diff[1] * 100:+.1f}]" if isinstance(diff, list | tuple) else str(diff)
+        num = lambda v: f"{v * 100:.1f}" if isinstance(v, int | float) else str(v)  # noqa: E731
+        verdict = str(data.get("verdict", "?"))
+        table.add_row(str(data.get("metric", "")), num(data.get("base")), num(data.get("candidate")), diff_text,
+                      str(data.get("n", "")), Text(verdict, style=VERDICT_STYLE.get(verdict, "")))
+        table.display = True
+        self.candidate = data.get("model") or self.candidate
+        self.query_one("#ft-promote", Button).disabled = self.candidate is None
+
+    def on_finetune_screen_ended(self, message: Ended) -> None:
+        self.process = None
+        self.refresh_bindings()
+        if self.cancelled:
+            self.status(Text("cancelled; Ctrl+E resumes from the last checkpoint", style="yellow"))
+        elif message.returncode != 0:
+            if not self.failed:
+                last = next((line for line in reversed(message.stderr_tail) if line.strip()), "no output")
+                self.app.show_error(EdgeragError(f"the trainer exited with status {message.returncode}: {last}"),
+                                    "training")
+            self.status(Text("training failed; Ctrl+E retries from the last checkpoint", style="red"))
+        else:
+            self.status(Text("finished", style="bold green"))
+
+    def worker_failed(self, worker) -> None:
+        if worker.group == "train":
+            self.process = None
+            self.refresh_bindings()
+            self.status(Text("the trainer could not be started", style="red"))
+
+    def status(self, text: Text) -> None:
+        self.query_one("#ft-status", Label).update(text)
+
+    # -- promoting -----------------------------------------------------------------------------------------
+    @on(Button.Pressed, "#ft-promote")
+    def promote_pressed(self) -> None:
+        if self.candidate:
+            self.promote(self.candidate)
+
+    @work(thread=True, exclusive=True, group="write", exit_on_error=False, description="promoting")
+    def promote(self, name: str) -> None:
+        manifest = ModelStore(self.app.settings.models_dir).use(name)
+        self.app.call_from_thread(self._promoted, manifest.name)
+
+    def _promoted(self, name: str) -> None:
+        self.notify(f"{name} is now the active generator", timeout=6)
+        self.query_one("#ft-promote", Button).disabled = True
+        self.app.data_changed()

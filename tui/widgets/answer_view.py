@@ -1,0 +1,70 @@
+"""One assistant turn: text streamed in piece by piece, then redrawn with the citation check's verdicts."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import Static
+
+
+class AnswerView(Static, can_focus=True):
+    """Focus it (Tab, click) to show its sources in the side panel and make it the one Ctrl+Y copies."""
+
+    class Selected(Message):
+        def __init__(self, view: "AnswerView"):
+            super().__init__()
+            self.view = view
+
+    def __init__(self):
+        super().__init__(Text("…", style="dim"), classes="answer")
+        self.pieces: list[str] = []
+        self.answer = None  # edgerag.generate.answer.Answer once finished
+
+    @property
+    def text(self) -> str:
+        return self.answer.text if self.answer is not None else "".join(self.pieces).strip()
+
+    def status(self, message: str) -> None:
+        if not self.pieces:
+            self.update(Text(message, style="dim italic"))
+
+    def append(self, piece: str) -> None:
+        self.pieces.append(piece)
+        self.update(Text("".join(self.pieces).lstrip()) + Text("▌", style="dim"))
+
+    def finish(self, answer) -> None:
+        self.answer = answer
+        self.update(render_answer(answer))
+
+    def stopped_early(self) -> None:
+        """Stopped before any text came (still retrieving)."""
+        self.update(Text("■ stopped before answering", style="dim italic"))
+
+    def on_focus(self) -> None:
+        if self.answer is not None:
+            self.post_message(self.Selected(self))
+
+
+def render_answer(answer) -> Text:
+    if answer.not_found:
+        return Text.assemble((answer.text or "Not found in your documents.", "italic"), "\n",
+                             ("no passage in this collection answers it; try other words or another collection",
+                              "dim"))
+    body = Text(answer.text)
+    for sentence in answer.unsupported_sentences:
+        body.highlight_words([sentence], "underline yellow")
+    notes = []
+    if answer.interrupted:
+        notes.append(("■ stopped", "yellow"))
+    if answer.citations:
+        marks = " ".join(f"[{c.number}]" for c in answer.citations)
+        notes.append((f"cites {marks}", "green" if answer.grounded else "yellow"))
+    if answer.sentences and not answer.grounded:
+        notes.append(("⚠ no sentence matches a source", "yellow"))
+    elif answer.unsupported_sentences:
+        n = len(answer.unsupported_sentences)
+        notes.append((f"⚠ {n} unsupported sentence{'s' * (n > 1)} underlined", "yellow"))
+    if rate := answer.timings.get("tokens_per_s"):
+        notes.append((f"{rate:.0f} tok/s", "dim"))
+    meta = Text("  ·  ").join(Text(t, style=s) for t, s in notes)
+    return Text.assemble(body, "\n", meta) if notes else body
