@@ -8,7 +8,7 @@ def test_defaults_then_toml_then_env_then_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGERAG_HOME", str(tmp_path))
     s = load_settings()
     assert s.models_dir == tmp_path / "models" and s.data_dir == tmp_path / "data"
-    assert s.top_k == 5
+    assert s.top_k == 4
 
     (tmp_path / "edgerag.toml").write_text('top_k = 7\nretrieve_mode = "dense"\n')
     assert load_settings().top_k == 7

@@ -100,10 +100,12 @@ def test_squad_reader(tmp_path):
 
 
 @pytest.mark.parametrize("mutate,key", [
-    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].pop("answers"), r"data\[0\].paragraphs\[0\].qas\[0\].answers: missing"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].pop("answers"),
+     r"data\[0\].paragraphs\[0\].qas\[0\].answers: missing"),
     (lambda d: d["data"][0]["paragraphs"][0]["qas"][0]["answers"][1].update(text=3),
      r"data\[0\].paragraphs\[0\].qas\[0\].answers\[1\].text: expected a string"),
-    (lambda d: d["data"][0]["paragraphs"][0].update(context=None), r"data\[0\].paragraphs\[0\].context: expected a string"),
+    (lambda d: d["data"][0]["paragraphs"][0].update(context=None),
+     r"data\[0\].paragraphs\[0\].context: expected a string"),
     (lambda d: d["data"][0].update(paragraphs={}), r"data\[0\].paragraphs: expected a list"),
     (lambda d: d.pop("data"), r"data: missing"),
     (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].update(answers=[]),

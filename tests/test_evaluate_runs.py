@@ -110,6 +110,20 @@ def test_cli_retrieval_json(settings, beir, capsys):
     assert 0 <= out["systems"]["bm25"]["metrics"]["mrr@10"]["mean"] <= 1
 
 
+def test_gate_embedder_int8_vs_fp32(settings, beir):
+    from edgerag.evaluate.gate import gate_embedder
+
+    result = gate_embedder(settings, beir, candidate="all-minilm-l6-v2-onnx-fp32")
+    assert list(result.summary["systems"]) == ["all-minilm-l6-v2-onnx-int8:dense", "all-minilm-l6-v2-onnx-fp32:dense"]
+    assert result.metric == "ndcg@10" and result.n == 4
+    assert result.verdict == "no different" and abs(result.difference.mean) < 0.1  # quantization costs ~nothing
+    assert len(list((settings.data_dir / "eval-collections").iterdir())) == 2  # one scratch collection each
+    with pytest.raises(BadInputError, match="same embedder"):
+        gate_embedder(settings, beir, candidate="all-minilm-l6-v2-onnx-int8")
+    with pytest.raises(BadInputError, match="BM25 does not use the embedder"):
+        gate_embedder(settings, beir, candidate="all-minilm-l6-v2-onnx-fp32", mode="bm25")
+
+
 # -- QA with a fake generator ------------------------------------------------------------------------------------
 QUESTIONS = [("q1", "When was the lighthouse on Skerry Point built?", "1874", "light"),
              ("q2", "How long is the warranty of the Aurora K3 grinder?", "two-year", "grind"),

@@ -58,22 +58,33 @@ def register(sub) -> None:
     q.set_defaults(func=qa_cmd)
 
 
-def _progress(args):
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=err_console, disable=args.json, transient=False)
-    tasks: dict = {"current": None}
+class _Bars:
+    """Rich progress bars driven by the library's EvalEvents, started at the first bar so an error raised
+    before any work (bad file, missing model) prints as one clean line."""
 
-    def on_event(event) -> None:
+    def __init__(self, args):
+        self.args, self.current = args, None
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=err_console, disable=args.json, transient=False)
+
+    def __call__(self, event) -> None:
         if event.kind == "run":
-            err_console.print(f"run dir: {event.info}" + ("" if args.resume else
+            err_console.print(f"run dir: {event.info}" + ("" if self.args.resume else
                               "  (if interrupted, rerun the same command with --resume RUN_DIR)"))
         elif event.kind == "phase":
-            tasks["current"] = progress.add_task(event.phase[:40], total=event.total, info="")
-        elif event.kind == "advance" and tasks["current"] is not None:
-            progress.update(tasks["current"], advance=event.n, info=event.info[:30])
+            if self.current is None:
+                self.progress.start()
+            self.current = self.progress.add_task(event.phase[:40], total=event.total, info="")
+        elif event.kind == "advance" and self.current is not None:
+            self.progress.update(self.current, advance=event.n, info=event.info[:30])
 
-    return progress, on_event
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.current is not None:
+            self.progress.stop()
 
 
 def _print_summary(summary: dict, metrics: list[str], scale: dict[str, float]) -> None:
@@ -115,9 +126,8 @@ def retrieval_cmd(args) -> int:
     config = RetrievalConfig(str(args.beir), args.split, args.mode or list(MODES), args.embedder or [None],
                              args.limit, settings.seed if args.seed is None else args.seed, args.bootstrap,
                              args.name)
-    progress, on_event = _progress(args)
-    with progress:
-        result = run_retrieval_eval(settings, config, resume=args.resume, on_event=on_event)
+    with _Bars(args) as bars:
+        result = run_retrieval_eval(settings, config, resume=args.resume, on_event=bars)
     if args.json:
         print_json(result.summary)
         return 0
@@ -138,9 +148,8 @@ def qa_cmd(args) -> int:
                       temperature=0.0 if args.temperature is None else args.temperature, max_tokens=args.max_tokens,
                       limit=args.limit, seed=settings.seed if args.seed is None else args.seed,
                       resamples=args.bootstrap, name=args.name)
-    progress, on_event = _progress(args)
-    with progress:
-        result = run_qa_eval(settings, config, resume=args.resume, on_event=on_event)
+    with _Bars(args) as bars:
+        result = run_qa_eval(settings, config, resume=args.resume, on_event=bars)
     if args.json:
         print_json(result.summary)
         return 0

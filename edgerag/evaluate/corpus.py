@@ -7,6 +7,7 @@ benchmark embeds nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 
@@ -33,8 +34,11 @@ def key_of(path: str) -> str:
 
 
 def scratch_name(dataset: str, embedder_name: str, settings: Settings) -> str:
-    raw = f"{dataset[:28]}-{embedder_name[:24]}-c{settings.chunk_tokens}o{settings.chunk_overlap}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.")[:64]
+    """Readable prefixes plus a hash of the full identity (names are capped at 64 characters)."""
+    identity = f"{dataset}\0{embedder_name}\0{settings.chunk_tokens}\0{settings.chunk_overlap}"
+    digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:8]
+    raw = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dataset[:24]}-{embedder_name[:24]}").strip("-.")
+    return f"{raw}-{digest}"
 
 
 def scratch_collection(settings: Settings, dataset: str, documents: Iterable[Document], embedder,

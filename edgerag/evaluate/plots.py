@@ -42,8 +42,8 @@ def grouped_bars(path: Path, title: str, metrics: list[str], systems: dict[str, 
                 ax.plot(xs[-1], ref * scale, marker="D", color="black", markersize=6, zorder=5,
                         label="published" if not ax.get_legend_handles_labels()[1].count("published") else None)
         ax.bar(xs, heights, width * 0.95, yerr=errs, capsize=3, label=name, color=COLORS[s % len(COLORS)])
-        for x, h in zip(xs, heights):
-            ax.annotate(f"{h:.1f}", (x, h), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
+        for x, h, up in zip(xs, heights, errs[1]):  # above the whisker, clear of the published diamond
+            ax.annotate(f"{h:.1f}", (x, h + up), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -59,10 +59,13 @@ def recall_curves(path: Path, title: str, ks: list[int], curves: dict[str, list[
     for i, (name, values) in enumerate(curves.items()):
         ax.plot(ks, [v * 100 for v in values], label=name, color=COLORS[i % len(COLORS)], linewidth=2)
     ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
     ax.set_xlabel("k (documents retrieved)")
     ax.set_ylabel("Recall@k (%)")
     ax.set_title(title)
-    ax.set_ylim(0, 100)
+    top = max((v for values in curves.values() for v in values), default=1.0) * 100
+    ax.set_ylim(0, min(100.0, top * 1.15 + 1))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.savefig(path)
@@ -93,17 +96,22 @@ def differences(path: Path, title: str, comparisons: list[dict], metrics: list[s
 
 def refusals(path: Path, title: str, systems: dict[str, tuple[float, float]]) -> Path:
     """Stacked bars for unanswerable questions: correct refusals vs hallucinated answers (shares)."""
-    fig, ax = _figure(max(4.0, 1.5 + 1.2 * len(systems)))
+    fig, ax = _figure(max(5.5, 2.0 + 1.5 * len(systems)))
     names = list(systems)
     refused = [systems[n][0] * 100 for n in names]
     answered = [systems[n][1] * 100 for n in names]
-    ax.bar(names, refused, color="#55A868", label="refused (correct)")
-    ax.bar(names, answered, bottom=refused, color="#C44E52", label="answered (hallucinated)")
-    for x, r in enumerate(refused):
-        ax.annotate(f"{r:.0f}%", (x, r / 2), ha="center", va="center", color="white", fontsize=9)
+    ax.bar(names, refused, color="#55A868", label="refused (correct)", width=0.6)
+    ax.bar(names, answered, bottom=refused, color="#C44E52", label="answered (hallucinated)", width=0.6)
+    for x, (r, a) in enumerate(zip(refused, answered)):
+        inside = r >= 8
+        ax.annotate(f"{r:.0f}% refused", (x, r / 2 if inside else r), xytext=(0, 0 if inside else 3),
+                    textcoords="offset points", ha="center", va="center" if inside else "bottom",
+                    color="white" if inside else "black", fontsize=9)
+        if a >= 8:
+            ax.annotate(f"{a:.0f}% answered", (x, r + a / 2), ha="center", va="center", color="white", fontsize=9)
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of questions (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
     fig.savefig(path)
     return path

@@ -9,7 +9,9 @@ Every question goes through `AnswerEngine.ask`, the same pipeline as `edgerag as
 
 A cited source is *relevant* when it comes from a gold context or contains a gold answer (yes/no answers
 excepted): citation precision = relevant cited / cited, recall = relevant cited / relevant shown.
-`citation_supported` is the share of citations the answer checker finds supported by their source.
+`citation_supported` is the share of citations the answer checker finds supported by their source (citations
+include those the checker attributes to unmarked sentences); `model_markers` is the share of answers in which the
+model itself wrote at least one [n] marker. `gold_shown`: a relevant passage was among the sources shown.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ from . import metrics as M
 from .corpus import key_of, paths_of, record_path, scratch_collection
 from .datasets import QADataset, QAItem, load_hotpot, load_squad, subset
 from .events import EvalEvent, ignore
-from .report import RunDir, comparison_rows, config_block, md_table, metric_rows, summarise
+from .report import RunDir, comparison_rows, config_block, md_table, metric_columns, summarise
 from .systems import GeneratorSpec, resolve_all
 
 CONDITIONS = ("open", "oracle", "unanswerable")
 # name → higher is better (None: reported, no verdict)
 ANSWER_METRICS = {"em": True, "f1": True, "contains": True, "citation_precision": True, "citation_recall": True,
-                  "citation_supported": True, "refusal": False, "gold_shown": None, "answer_words": None,
-                  "tokens_per_s": True}
+                  "citation_supported": True, "model_markers": True, "refusal": False, "gold_shown": None,
+                  "answer_words": None, "tokens_per_s": True}
 UNANSWERABLE_METRICS = {"refusal": True, "pipeline_refusal": True, "contains": None, "answer_words": None,
                         "tokens_per_s": True}
 IDENTITY = ("kind", "source", "dataset_sha", "condition", "systems", "limit", "seed", "mode", "top_k",
@@ -148,8 +150,8 @@ def answer_record(system: str, item: QAItem, answer, owners: dict[int, list[str]
         "contains": M.contains_answer(prediction, item.answers), "refusal": float(answer.not_found),
         "citation_precision": precision, "citation_recall": recall,
         "citation_supported": (sum(c.supported for c in answer.citations) / len(cited)) if cited else None,
-        "cited": cited, "model_markers": bool(markers(answer.text)), "sources": sources,
-        "gold_shown": bool(relevant), "answer_words": M.answer_length(prediction) if prediction else 0,
+        "cited": cited, "model_markers": float(bool(markers(answer.text))), "sources": sources,
+        "gold_shown": float(bool(relevant)), "answer_words": M.answer_length(prediction) if prediction else 0,
         "tokens_per_s": answer.timings.get("tokens_per_s") or None,
         "completion_tokens": answer.timings.get("completion_tokens"),
         "seconds": round(answer.timings.get("total_s", 0.0), 3),
@@ -207,8 +209,11 @@ def evaluate_generators(settings: Settings, dataset: QADataset, specs: list[Gene
             for item in todo:
                 record = ask_one(engine, dataset, item, condition, spec.label)
                 run.append(record)
-                shown = f"F1 {record['f1']:.2f}" if record.get("f1") is not None else ""
-                on_event(EvalEvent("advance", n=1, info="refused" if record.get("not_found") else shown))
+                if record.get("not_found") or record.get("skipped"):
+                    shown = "refused" if record.get("not_found") else "skipped"
+                else:
+                    shown = "answered" if condition == "unanswerable" else f"F1 {record['f1']:.2f}"
+                on_event(EvalEvent("advance", n=1, info=shown))
             timings[spec.label] = {"seconds_per_question": round((time.perf_counter() - t0) / len(todo), 2)}
             del engine
     return timings
@@ -255,7 +260,7 @@ def write_report(run: RunDir, summary: dict) -> None:
              f"{summary['questions']} questions. Percentages ×100 (answer_words and tokens_per_s as is), mean "
              f"[95% bootstrap CI]." + (f" {summary['skipped']} skipped (nothing left to show)."
                                        if summary["skipped"] else ""), "",
-             md_table(["system", *metrics], metric_rows(systems, metrics, _fmt)), "", figure, ""]
+             md_table(["metric", *systems], metric_columns(systems, metrics, _fmt)), "", figure, ""]
     if summary["comparisons"]:
         judged = [m for m, higher in metrics_for(condition).items() if higher is not None]
         plots.differences(run.path / "differences.png", "candidate − base (paired bootstrap)",
@@ -311,7 +316,8 @@ def run_qa_eval(settings: Settings, config: QAConfig, resume: Path | None = None
         RunDir.create(settings.runs_dir, config.name or f"qa-{dataset.name}-{config.condition}", run_config)
     on_event(EvalEvent("run", info=str(run.path)))
     timings = evaluate_generators(settings, dataset, specs, items, run, config.condition, mode, top_k, on_event)
-    summary = summarise_run(run, dataset, specs, config.condition, config.resamples, config.seed, timings)
+    summary = summarise_run(run, dataset, specs, config.condition, config.resamples, config.seed,
+                            run.merged_timings(timings))
     run.write_summary(summary)
     write_report(run, summary)
     return QAResult(run.path, summary)

@@ -92,6 +92,13 @@ class RunDir:
         os.replace(tmp, target)
         return target
 
+    def merged_timings(self, new: dict) -> dict:
+        """Timings of earlier (interrupted) sessions of this run, updated with this session's."""
+        old = {}
+        if (self.path / SUMMARY).is_file():
+            old = json.loads((self.path / SUMMARY).read_text(encoding="utf-8")).get("timings", {})
+        return {**old, **new}
+
     def write_summary(self, summary: dict) -> Path:
         return self.write(SUMMARY, _dump(summary) + "\n")
 
@@ -135,7 +142,13 @@ def metric_rows(systems: dict, metrics: list[str], fmt: Callable[[str, Estimate]
     return [[name, *[fmt(m, _est(values[m])) for m in metrics]] for name, values in systems.items()]
 
 
-def comparison_rows(comparisons: list[dict], metrics: list[str], fmt: Callable[[str, Estimate], str]) -> list[list[str]]:
+def metric_columns(systems: dict, metrics: list[str], fmt: Callable[[str, Estimate], str]) -> list[list[str]]:
+    """The transpose of metric_rows: one row per metric, one column per system (for many metrics)."""
+    return [[m, *[fmt(m, _est(values[m])) for values in systems.values()]] for m in metrics]
+
+
+def comparison_rows(comparisons: list[dict], metrics: list[str],
+                    fmt: Callable[[str, Estimate], str]) -> list[list[str]]:
     rows = []
     for c in comparisons:
         for m in metrics:

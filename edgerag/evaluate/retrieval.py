@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import BadInputError
+from ..errors import BadInputError, ModelError
 from ..retrieve import Retriever
 from ..retrieve.search import MODES
 from . import metrics as M
@@ -99,7 +99,11 @@ def plan_systems(settings: Settings, modes: list[str], embedders: list[str | Non
         if mode not in MODES:
             raise BadInputError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
     store = ModelStore(settings.models_dir)
-    names = [store.get(e).name if e else store.active("embedder").name for e in embedders]
+    manifests = [store.get(e) if e else store.active("embedder") for e in embedders]
+    for manifest in manifests:
+        if manifest.format != "onnx":
+            raise ModelError(f"{manifest.name} is not an ONNX embedder (format {manifest.format})")
+    names = [m.name for m in manifests]
     systems = []
     for name in dict.fromkeys(names):
         for mode in dict.fromkeys(modes):
@@ -215,7 +219,8 @@ def run_retrieval_eval(settings: Settings, config: RetrievalConfig, resume: Path
         RunDir.create(settings.runs_dir, config.name or f"retrieval-{dataset.name}", run_config)
     on_event(EvalEvent("run", info=str(run.path)))
     timings = evaluate_systems(settings, dataset, systems, run, query_ids, on_event)
-    summary = summarise_run(run, dataset, systems, config.resamples, config.seed, timings)
+    summary = summarise_run(run, dataset, systems, config.resamples, config.seed,
+                            run.merged_timings(timings))
     run.write_summary(summary)
     write_report(run, summary)
     return RetrievalResult(run.path, summary)

@@ -85,7 +85,11 @@ class ChatScreen(SectionScreen):
     # -- collections ---------------------------------------------------------------------------------------
     def reload(self) -> None:
         self.stale |= set(self.sessions)
-        names = list_collections(self.app.settings.collections_dir)
+        try:
+            names = list_collections(self.app.settings.collections_dir)
+        except OSError as exc:
+            self.app.show_error(exc, "listing collections")
+            names = []
         select = self.query_one("#collection", Select)
         with self.prevent(Select.Changed):
             select.set_options((n, n) for n in names)

@@ -51,7 +51,7 @@ def _cell(metric: str, value) -> str:
 class EvaluateScreen(SectionScreen):
     SECTION = "evaluate"
     BINDINGS = [Binding("ctrl+r", "run", "Run"), Binding("escape", "stop", "Stop"),
-                Binding("ctrl+e", "resume", "Resume")]
+                Binding("ctrl+e", "resume", "Resume", priority=True)]  # over Input's ctrl+e while resumable
 
     class Progress(Message):
         def __init__(self, event):
@@ -94,6 +94,7 @@ class EvaluateScreen(SectionScreen):
     def on_mount(self) -> None:
         self.query_one("#eval-condition").display = False
         self.query_one("#eval-diffs").display = False
+        self.query_one(ProgressBar).display = False
 
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "stop":
@@ -140,7 +141,9 @@ class EvaluateScreen(SectionScreen):
         self.last_request, self.running = request, True
         self.stop_requested.clear()
         self.refresh_bindings()
-        self.query_one(ProgressBar).update(total=None, progress=0)
+        bar = self.query_one(ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.display = True
         self.status(Text("loading the dataset…", style="dim"))
         self.evaluate(request, self.run_dir if resume else None)
 
@@ -236,9 +239,10 @@ class EvaluateScreen(SectionScreen):
         diffs.clear(columns=True)
         diffs.display = bool(summary.get("comparisons"))
         if diffs.display:
-            diffs.add_columns("candidate − base", "metric", "difference", "verdict")
+            base = summary["comparisons"][0]["base"]
+            diffs.add_columns("metric", f"candidate − {base}", "difference", "verdict")
             for c in summary["comparisons"]:
                 for m, cell in c["metrics"].items():
                     if cell["verdict"] != "n/a":
-                        diffs.add_row(f"{c['candidate']} − {c['base']}", m, _cell(m, cell["diff"]),
+                        diffs.add_row(m, c["candidate"], _cell(m, cell["diff"]),
                                       Text(cell["verdict"], style=VERDICT_STYLE.get(cell["verdict"], "")))

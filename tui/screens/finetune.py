@@ -26,19 +26,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, DataTable, Footer, Label, ProgressBar
+from textual.widgets import Button, Footer, Label, ProgressBar
 
 from edgerag.errors import EdgeragError, ModelError
 from edgerag.models import ModelStore
 from edgerag.store.collection import list_collections
 
 from ..widgets.finetune_form import FinetuneForm, trainer_args
+from ..widgets.gate_table import GateTable
 from ..widgets.loss_chart import LossChart
 from ..widgets.nav_bar import NavBar
 from .base import SectionScreen
-
-VERDICT_STYLE = {"better": "bold green", "worse": "bold red"}
-
 
 def _eta(seconds) -> str:
     if seconds is None:
@@ -50,7 +48,7 @@ def _eta(seconds) -> str:
 class FinetuneScreen(SectionScreen):
     SECTION = "finetune"
     BINDINGS = [Binding("ctrl+r", "start", "Start"), Binding("escape", "cancel", "Cancel"),
-                Binding("ctrl+e", "resume", "Resume")]
+                Binding("ctrl+e", "resume", "Resume", priority=True)]  # over Input's ctrl+e while resumable
 
     class Choices(Message):
         def __init__(self, models: list[str], active: str | None, collections: list[str]):
@@ -75,6 +73,7 @@ class FinetuneScreen(SectionScreen):
         self.last_args: list[str] | None = None
         self.run_dir: str | None = None
         self.candidate: str | None = None
+        self.checkpoint: int | None = None  # last step saved (what resume continues from)
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.SECTION)
@@ -84,13 +83,15 @@ class FinetuneScreen(SectionScreen):
         yield LossChart(id="ft-chart")
         with Vertical(id="ft-result"):
             yield Label("", id="ft-outcome")
-            yield DataTable(id="ft-gate", cursor_type="none")
+            yield GateTable(id="ft-gate")
             with Horizontal(classes="buttons"):
                 yield Button("Promote candidate", id="ft-promote", variant="success", disabled=True)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one("#ft-gate", DataTable).display = False
+        self.query_one(GateTable).display = False
+        self.query_one(ProgressBar).display = False
+        self.query_one("#ft-result").display = False
 
     def on_unmount(self) -> None:
         self._signal(signal.SIGTERM)
@@ -144,7 +145,9 @@ class FinetuneScreen(SectionScreen):
         self.last_args, self.cancelled, self.failed, self.candidate = args, False, False, None
         extra = (["--resume", self.run_dir] if self.run_dir else ["--resume"]) if resume else []
         self.query_one("#ft-outcome", Label).update("")
-        self.query_one("#ft-gate", DataTable).display = False
+        self.query_one("#ft-result").display = False
+        self.query_one(ProgressBar).display = True
+        self.query_one(GateTable).display = False
         self.query_one("#ft-promote", Button).disabled = True
         self.status(Text("starting the trainer…" if not resume else "resuming…", style="dim"))
         self.train(self.app.trainer_command(args + extra))
@@ -221,6 +224,9 @@ class FinetuneScreen(SectionScreen):
             if data.get("model"):
                 parts.append(f"candidate model {data['model']}")
             self.query_one("#ft-outcome", Label).update(Text.assemble(("trained  ", "bold green"), " · ".join(parts)))
+            self.query_one("#ft-result").display = True
+        elif kind == "checkpoint":
+            self.checkpoint = data.get("step")
         elif kind == "gate":
             self.on_gate(data)
         elif kind == "error":
@@ -235,19 +241,12 @@ class FinetuneScreen(SectionScreen):
         rate = data.get("tokens_per_s")
         self.status(Text.assemble(("training ", "bold"), f"step {step}/{total or '?'}",
                                   f" · {rate:.0f} tokens/s" if rate else "", f" · ETA {_eta(data.get('eta_s'))}",
+                                  f" · checkpoint {self.checkpoint}" if self.checkpoint else "",
                                   ("  Esc cancels", "dim")))
 
     def on_gate(self, data: dict) -> None:
-        table = self.query_one("#ft-gate", DataTable)
-        table.clear(columns=True)
-        table.add_columns("metric", "base", "candidate", "difference (95% CI)", "n", "verdict")
-        diff = data.get("difference")
-        diff_text = f"[{diff[0] * 100:+.1f}, {diff[1] * 100:+.1f}]" if isinstance(diff, list | tuple) else str(diff)
-        num = lambda v: f"{v * 100:.1f}" if isinstance(v, int | float) else str(v)  # noqa: E731
-        verdict = str(data.get("verdict", "?"))
-        table.add_row(str(data.get("metric", "")), num(data.get("base")), num(data.get("candidate")), diff_text,
-                      str(data.get("n", "")), Text(verdict, style=VERDICT_STYLE.get(verdict, "")))
-        table.display = True
+        self.query_one(GateTable).show(data)
+        self.query_one("#ft-result").display = True
         self.candidate = data.get("model") or self.candidate
         self.query_one("#ft-promote", Button).disabled = self.candidate is None
 
@@ -255,7 +254,8 @@ class FinetuneScreen(SectionScreen):
         self.process = None
         self.refresh_bindings()
         if self.cancelled:
-            self.status(Text("cancelled; Ctrl+E resumes from the last checkpoint", style="yellow"))
+            saved = f"checkpoint at step {self.checkpoint}" if self.checkpoint else "no checkpoint yet"
+            self.status(Text(f"cancelled ({saved}); Ctrl+E resumes", style="yellow"))
         elif message.returncode != 0:
             if not self.failed:
                 last = next((line for line in reversed(message.stderr_tail) if line.strip()), "no output")

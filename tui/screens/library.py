@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +56,14 @@ def age(stamp: str, now: datetime | None = None) -> str:
 def display_path(path: str) -> str:
     home = str(Path.home())
     return "~" + path[len(home):] if path.startswith(home + "/") else path
+
+
+def common_folder(paths: list[str]) -> Path | None:
+    """The deepest folder holding every document (file paths only), to show paths relative to it."""
+    files = [p for p in paths if "://" not in p]
+    if not files:
+        return None
+    return Path(os.path.commonpath([str(Path(p).parent) for p in files]))
 
 
 def sync_roots(paths: list[str]) -> tuple[list[Path], list[Path]]:
@@ -146,15 +155,18 @@ class LibraryScreen(SectionScreen):
         label = self.query_one("#collection-info", Label)
         if info is None:
             label.update(Text("No collections yet. Press a to add a folder of documents.", style="dim"))
-        else:
+        folder = common_folder([d.path for d in self.documents])
+        if info is not None:
             label.update(Text.assemble((info["name"], "bold"), f"  {info['documents']} documents · "
-                                       f"{info['chunks']} chunks · {info['texts']} unique texts · "
-                                       f"embedder {info['embedder']}"))
+                                       f"{info['chunks']} chunks · {info['texts']} unique texts\n",
+                                       ("in ", "dim"), display_path(str(folder)) if folder else "–",
+                                       ("  embedder ", "dim"), info["embedder"]))
         table = self.query_one("#documents", DataTable)
         table.clear()
         for doc in self.documents:
-            table.add_row(display_path(doc.path), doc.format, human_size(doc.size), str(doc.n_chunks),
-                          age(doc.ingested_at), key=doc.path)
+            shown = doc.path if "://" in doc.path or not folder else os.path.relpath(doc.path, folder)
+            table.add_row(shown, doc.format, human_size(doc.size), str(doc.n_chunks), age(doc.ingested_at),
+                          key=doc.path)
 
     @on(OptionList.OptionHighlighted, "#collections")
     def collection_highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -139,7 +139,6 @@ class ModelsScreen(SectionScreen):
         return self.manifests[table.cursor_row]
 
     # -- actions -------------------------------------------------------------------------------------------
-    @on(DataTable.RowSelected, "#models")
     def action_use(self) -> None:
         manifest = self.selected()
         if manifest is not None:

@@ -14,6 +14,10 @@ STYLE = {"added": "green", "updated": "cyan", "renamed": "cyan", "removed": "mag
          "unsupported": "yellow", "unchanged": "dim"}
 
 
+def elapsed(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 class IngestPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("", id="ingest-title")
@@ -25,8 +29,8 @@ class IngestPanel(Vertical):
         self.display = True
         self.chunks = 0
         what = ", ".join(p.name or str(p) for p in paths)
-        self.query_one("#ingest-title", Label).update(Text.assemble(("ingesting ", "bold"), what,
-                                                                    (f" → {collection}", "bold"), ("  Esc stops", "dim")))
+        title = Text.assemble(("ingesting ", "bold"), what, (f" → {collection}", "bold"), ("  Esc stops", "dim"))
+        self.query_one("#ingest-title", Label).update(title)
         self.query_one(ProgressBar).update(total=None, progress=0)
         self.query_one("#ingest-current", Label).update("scanning…")
         self.query_one(RichLog).clear()
@@ -45,7 +49,7 @@ class IngestPanel(Vertical):
             name = Path(o.path).name
             self.query_one("#ingest-current", Label).update(f"{o.status}: {name}")
             if o.status != "unchanged":
-                line = Text.assemble((f"{o.status:<11}", STYLE.get(o.status, "")), name)
+                line = Text.assemble((f"{o.status:<12}", STYLE.get(o.status, "")), name)
                 if o.chunks and o.status in ("added", "updated"):
                     line.append(f"  {o.chunks} chunks", style="dim")
                 if o.reason:
@@ -59,7 +63,7 @@ class IngestPanel(Vertical):
         bad = len(report.failed) + report.count("unsupported")
         self.query_one("#ingest-title", Label).update(Text.assemble(
             ("done ", "bold green" if not report.failed else "bold yellow"),
-            f"{report.collection}: {counts or 'nothing to do'} in {report.seconds:.1f}s, "
+            f"{report.collection}: {counts or 'nothing to do'} in {elapsed(report.seconds)}, "
             f"{report.new_chunks} new chunks"))
         self.query_one("#ingest-current", Label).update(
             Text(f"{bad} file(s) not ingested: reasons below", style="yellow") if bad else

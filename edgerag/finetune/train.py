@@ -1,0 +1,261 @@
+"""`edgerag finetune train`: LoRA / QLoRA on the generator with transformers' Trainer and peft.
+
+Order of work (read top to bottom):
+1. TrainConfig is validated on creation and saved as `train_config.json` in the run folder and every checkpoint.
+2. The base model loads in NF4 4-bit (bits=4, QLoRA, bitsandbytes) or bf16 (bits=16); LoRA goes on the attention
+   and MLP projections.
+3. Examples are tokenized with the model's chat template; the loss covers assistant tokens only.
+4. Trainer runs with gradient checkpointing, checkpoints every `save_steps`, and a callback that turns its logs
+   into events (step, loss, tokens/s, ETA) for the CLI and the TUI.
+5. `resume=True` continues from the newest checkpoint (optimizer, scheduler, RNG and data order restored), so a
+   killed run reaches the same final loss as an uninterrupted one.
+6. The adapter, the loss history and a loss-curve PNG are written to the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import BadInputError, require
+from .data import read_jsonl
+
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    base: str  # models-store name of the base generator
+    train_file: str
+    out_dir: str
+    val_file: str | None = None
+    bits: int = 4  # 4 = QLoRA (NF4), 16 = bf16 LoRA, 32 = fp32 LoRA (exactness tests)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
+    max_steps: int = 120
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_seq_len: int = 1024
+    warmup_steps: int = 5
+    save_steps: int = 20
+    logging_steps: int = 1
+    gradient_checkpointing: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.bits not in (4, 16, 32):
+            raise BadInputError(f"bits must be 4 or 16 (or 32), not {self.bits}")
+        for name in ("lora_r", "max_steps", "batch_size", "grad_accum", "max_seq_len", "save_steps"):
+            if getattr(self, name) <= 0:
+                raise BadInputError(f"{name} must be positive, not {getattr(self, name)}")
+        if not 0 < self.learning_rate < 1:
+            raise BadInputError(f"learning_rate must be in (0, 1), not {self.learning_rate}")
+        if not Path(self.train_file).is_file():
+            raise BadInputError(f"{self.train_file}: no such training file")
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "train_config.json").write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> "TrainConfig":
+        path = Path(folder) / "train_config.json"
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise BadInputError(f"{path}: unreadable training config ({exc})") from exc
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    adapter_dir: Path
+    steps: int
+    final_loss: float
+    losses: list[tuple[int, float]]
+    eval_loss: float | None
+    seconds: float
+    tokens_per_s: float
+    peak_rss_mb: float
+
+
+def tokenize_example(tokenizer, messages: list[dict], max_len: int) -> dict | None:
+    """input_ids + labels where only the final assistant message (and its end token) is learned."""
+    prompt_ids = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
+    full_ids = tokenizer.apply_chat_template(messages, tokenize=True)
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise BadInputError("the chat template does not extend the prompt by the answer; cannot mask the loss")
+    if len(full_ids) > max_len:
+        return None
+    labels = [-100] * len(prompt_ids) + full_ids[len(prompt_ids):]
+    return {"input_ids": full_ids, "labels": labels}
+
+
+def _dataset(tokenizer, path: str, max_len: int):
+    items = [tokenize_example(tokenizer, ex["messages"], max_len) for ex in read_jsonl(Path(path))]
+    kept = [i for i in items if i is not None]
+    if not kept:
+        raise BadInputError(f"{path}: every example is longer than max_seq_len={max_len}")
+    return kept
+
+
+class _Collator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch):
+        torch = require("torch")
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            labels[i, :n] = torch.tensor(b["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train(config: TrainConfig, settings, resume: bool = False,
+          on_event: Callable[[dict], None] = lambda e: None) -> TrainResult:
+    torch = require("torch")
+    transformers = require("transformers")
+    peft = require("peft")
+    from .base import load_for_training, prepare_base
+
+    out = Path(config.out_dir)
+    if resume:
+        saved = TrainConfig.load(out)
+        if asdict(saved) != asdict(config):
+            raise BadInputError(f"{out}: --resume needs the same settings as the interrupted run "
+                                f"(saved in {out / 'train_config.json'})")
+    elif any(out.glob("checkpoint-*")):
+        raise BadInputError(f"{out} already has checkpoints: pass --resume to continue, or choose another --out")
+    config.save(out)
+    transformers.set_seed(config.seed)
+
+    on_event({"event": "status", "message": f"loading base model ({config.bits}-bit)"})
+    base = prepare_base(settings, config.base, say=lambda m: on_event({"event": "status", "message": m}))
+    model, tokenizer = load_for_training(base, config.bits, config.gradient_checkpointing)
+    lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                           target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM")
+    model = peft.get_peft_model(model, lora)
+    train_set = _dataset(tokenizer, config.train_file, config.max_seq_len)
+    val_set = _dataset(tokenizer, config.val_file, config.max_seq_len) if config.val_file else None
+
+    args = transformers.TrainingArguments(
+        output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate, warmup_steps=config.warmup_steps, lr_scheduler_type="cosine",
+        logging_steps=config.logging_steps, save_steps=config.save_steps, save_total_limit=2,
+        eval_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True,
+        bf16=config.bits in (4, 16), dataloader_num_workers=0, remove_unused_columns=False,
+        gradient_checkpointing=False,  # already enabled on the model (peft needs it set before wrapping)
+        disable_tqdm=True, save_safetensors=True, include_num_input_tokens_seen=True)
+    callback = _EventCallback(on_event, config, out)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=train_set, data_collator=_Collator(
+        tokenizer.pad_token_id), callbacks=[callback])
+    started = time.perf_counter()
+    checkpoint = resume and any(out.glob("checkpoint-*"))
+    try:
+        trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        if checkpoint:
+            raise BadInputError(f"{out}: cannot resume from the last checkpoint ({exc}); delete it and rerun") from exc
+        raise
+    seconds = time.perf_counter() - started
+    eval_loss = None
+    if val_set:
+        eval_loss = float(trainer.evaluate(eval_dataset=val_set)["eval_loss"])
+    adapter_dir = out / "adapter"
+    model.save_pretrained(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+    losses = callback.losses
+    history = {"losses": losses, "eval_loss": eval_loss}
+    (out / "loss_history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+    plot_losses(losses, eval_loss, out / "loss_curve.png", title=f"LoRA r={config.lora_r}, {config.bits}-bit")
+    result = TrainResult(out, adapter_dir, trainer.state.global_step, losses[-1][1] if losses else math.nan,
+                         losses, eval_loss, seconds, callback.tokens / max(callback.busy_s, 1e-9), _peak_rss_mb())
+    on_event({"event": "done", "adapter": str(adapter_dir), "final_loss": result.final_loss,
+              "eval_loss": eval_loss, "steps": result.steps})
+    return result
+
+
+class _EventCallback:
+    """Trainer callback (duck-typed TrainerCallback) turning logs into progress events."""
+
+    def __init__(self, on_event, config: TrainConfig, out: Path):
+        self.on_event, self.config, self.out = on_event, config, out
+        self.losses: list[tuple[int, float]] = []
+        self.tokens, self.busy_s = 0, 0.0
+        self._t = None
+
+    def __getattr__(self, name):  # every other TrainerCallback hook is a no-op
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+        history = self.out / "loss_history.partial.json"
+        if state.global_step and history.is_file():  # resumed: keep the curve from before the kill
+            self.losses = [tuple(x) for x in json.loads(history.read_text()) if x[0] <= state.global_step]
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        self.busy_s += time.perf_counter() - self._t
+        self.tokens += state.num_input_tokens_seen or 0
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not logs or "loss" not in logs:
+            return
+        step, loss = state.global_step, float(logs["loss"])
+        self.losses.append((step, loss))
+        per_step = self.busy_s / max(1, len(self.losses))
+        self.on_event({"event": "step", "step": step, "max_steps": state.max_steps, "loss": round(loss, 4),
+                       "learning_rate": logs.get("learning_rate"),
+                       "tokens_per_s": round(self.tokens / max(self.busy_s, 1e-9), 1),
+                       "eta_s": round(per_step * (state.max_steps - step), 1)})
+
+    def on_save(self, args, state, control, **kw):
+        self.config.save(self.out / f"checkpoint-{state.global_step}")
+        (self.out / "loss_history.partial.json").write_text(json.dumps(self.losses))
+        self.on_event({"event": "checkpoint", "step": state.global_step})
+
+
+def plot_losses(losses, eval_loss, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if losses:
+        steps, values = zip(*losses)
+        ax.plot(steps, values, label="training loss (assistant tokens)", color="#2a6fdb")
+    if eval_loss is not None:
+        ax.axhline(eval_loss, color="#d9480f", linestyle="--", label=f"validation loss {eval_loss:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

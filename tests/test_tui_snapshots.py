@@ -1,0 +1,135 @@
+"""Snapshot tests (pytest-textual-snapshot): the main screens at 80×24, compared with the accepted SVGs in
+tests/__snapshots__/test_tui_snapshots/. After an intended change of the look, review and accept with
+`pytest tests/test_tui_snapshots.py --snapshot-update`.
+
+Everything shown is made deterministic: a fake answer engine, a fake trainer, a synthetic models store, paths
+under a temporary HOME (shown as ~/...), and ingestion "just now".
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_tui_support import SAMPLES, FakeEngine, fake_collection, fake_trainer, idle, wait_for  # noqa: F401
+
+from edgerag.models import Manifest, ModelStore
+from tui.app import create_app
+
+pytest.importorskip("pytest_textual_snapshot")
+
+
+@pytest.fixture()
+def tilde_home(tmp_path, monkeypatch):
+    """Paths under tmp_path display as ~/..., the same on every run."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_chat_after_an_answer(settings, snap_compare):
+    fake_collection(settings)
+    app = create_app(settings, engine_factory=lambda *_: FakeEngine())
+
+    async def ask(pilot):
+        await pilot.press(*"how long is the warranty?", "enter")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=ask)
+
+
+def test_chat_light_theme_with_a_source_open(settings, snap_compare):
+    fake_collection(settings)
+    app = create_app(settings, engine_factory=lambda *_: FakeEngine())
+
+    async def ask(pilot):
+        await pilot.press("ctrl+t", *"warranty?", "enter")
+        await idle(pilot)
+        await pilot.press("ctrl+o", "down", "enter")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=ask)
+
+
+def test_library_after_ingesting(settings, tilde_home, snap_compare, monkeypatch):
+    monkeypatch.setattr("tui.widgets.ingest_panel.elapsed", lambda _seconds: "0.5s")  # wall time varies
+    docs = tilde_home / "docs"
+    docs.mkdir()
+    for f in sorted(SAMPLES.iterdir()):
+        (docs / f.name).write_bytes(f.read_bytes())
+    (docs / "notes.xyz").write_text("not a supported format")
+    app = create_app(settings)
+
+    async def add(pilot):
+        await pilot.press("f3", "a")
+        app.screen.query_one("#path").value = str(docs)
+        await pilot.press("tab", "ctrl+u", *"manuals", "enter")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=add)
+
+
+def synthetic_store(root):
+    """Three models with a lineage chain and fixed bytes, so sizes and checksums never change."""
+    store = ModelStore(root)
+    specs = [("smollm2-135m-instruct-q4_1", "generator", "gguf", "Q4_1", None, {}),
+             ("smollm2-135m-demo-ft-q4_1", "generator", "gguf", "Q4_1", "smollm2-135m-instruct-q4_1",
+              {"made_by": "edgerag finetune (LoRA r=8, 60 steps)", "gate": "f1 +4.1 [+1.0, +9.0] better"}),
+             ("all-minilm-l6-v2-onnx-int8", "embedder", "onnx", "int8", None, {"made_by": "optimum export"})]
+    for name, kind, fmt, quant, parent, lineage in specs:
+        manifest = Manifest(name, kind, fmt, quant, source=f"pypi:{name.split('-')[0]}==0.1", license="apache-2.0",
+                            parent=parent, lineage=lineage, created="2026-01-01T00:00:00+00:00")
+        main = "model.gguf" if fmt == "gguf" else "model.onnx"
+        manifest.details = {"main_file": main}
+        store.add(manifest, lambda d, n=name, m=main: (d / m).write_bytes(n.encode() * 1000))
+    store.use("smollm2-135m-demo-ft-q4_1")
+    store.use("all-minilm-l6-v2-onnx-int8")
+    return store
+
+
+def test_models_with_lineage(tilde_home, snap_compare):
+    from edgerag.config import Settings
+
+    synthetic_store(tilde_home / "store")
+    app = create_app(Settings(models_dir=tilde_home / "store", data_dir=tilde_home / "data"))
+
+    async def show(pilot):
+        await pilot.press("f4")
+        await idle(pilot)
+        await pilot.press("down")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=show)
+
+
+def test_finetune_after_training(settings, fake_trainer, snap_compare):
+    fake_collection(settings)
+    app = create_app(settings, trainer_command=fake_trainer)
+
+    async def train(pilot):
+        await pilot.press("f6")
+        await idle(pilot)
+        app.screen.query_one("#ft-steps").value = "40"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.screen.process is None and app.screen.last_args, what="the trainer")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=train)
+
+
+def test_evaluate_form(settings, snap_compare):
+    app = create_app(settings)
+
+    async def open_form(pilot):
+        await pilot.press("f5")
+        app.screen.query_one("#eval-data").value = "~/data/nfcorpus.zip"
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=open_form)
+
+
+def test_help(settings, snap_compare):
+    fake_collection(settings)
+    app = create_app(settings, engine_factory=lambda *_: FakeEngine())
+    async def help_screen(pilot):
+        await pilot.press("f1")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=help_screen)

@@ -1,0 +1,145 @@
+"""Fakes and fixtures shared by the TUI tests (no tests here).
+
+The app under test is always built by `tui.app.create_app`, the factory `edgerag tui` uses; only the answer
+engine (where a model's quality is not the point) and the training subprocess are replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgerag.generate.answer import Answer, Citation, Source
+from edgerag.generate.citations import CheckedSentence
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "docs" / "samples"
+
+WARRANTY = ("The Aurora K3 carries a two-year limited warranty from the date of purchase, covering defects in "
+            "materials and workmanship. It does not cover burr wear or damage from grinding anything but coffee.")
+KEEPER = "Keeper Elsa Marsh lived in the Northwind lighthouse from 1889 to 1921 and kept its log."
+PIECES = ["The Aurora", " K3 has a", " two-year", " limited warranty [1].", " Lighthouse keepers",
+          " sold it [2]."]
+
+
+class FakeEngine:
+    """Stands in for AnswerEngine: streams fixed pieces through on_token and returns a checked Answer with one
+    supported and one unsupported citation. `step` (a threading.Event per piece) lets a test hold the stream."""
+
+    def __init__(self, delay: float = 0.0, hold: threading.Event | None = None):
+        self.delay, self.hold = delay, hold
+        self.questions: list[str] = []
+
+    def budget(self, question, history) -> int:
+        return 10_000
+
+    def ask(self, question, on_token=lambda _t: None, history=None, query=None, reuse_cache=True, **_kw):
+        self.questions.append(question)
+        sources = [Source(1, "/docs/aurora-k3-manual.md", None, "Warranty", WARRANTY, 0.9, 0.71, 1),
+                   Source(2, "/docs/lighthouse-history.txt", 2, None, KEEPER, 0.4, 0.33, 2)]
+        pieces, interrupted = [], False
+        try:
+            for i, piece in enumerate(PIECES):
+                if self.hold is not None and i == 2:
+                    self.hold.wait(10)
+                time.sleep(self.delay)
+                on_token(piece)
+                pieces.append(piece)
+        except KeyboardInterrupt:
+            interrupted = True
+        text = "".join(pieces).strip()
+        first, second = "The Aurora K3 has a two-year limited warranty [1].", "Lighthouse keepers sold it [2]."
+        sentences = [CheckedSentence(first, [1], [1])]
+        citations = [Citation(1, sources[0], WARRANTY.split(", covering")[0], True, False)]
+        if not interrupted:
+            sentences.append(CheckedSentence(second, [2], []))
+            citations.append(Citation(2, sources[1], KEEPER, False, False))
+        return Answer(question, query or question, text, sources, sentences, citations, interrupted=interrupted,
+                      timings={"tokens_per_s": 42.0})
+
+
+FAKE_TRAINER = r'''
+import json, os, signal, sys, time
+args = sys.argv[1:]
+steps = int(args[args.index("--steps") + 1])
+resume = "--resume" in args
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+def stop(*_):
+    out(event="status", message="checkpoint saved")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+with open(os.environ["FAKE_TRAINER_LOG"], "a") as log:
+    log.write(" ".join(args) + "\n")
+print("a line that is not JSON", flush=True)
+out(event="start", run_dir="/runs/fake")
+for s in range(steps // 2 + 1 if resume else 1, steps + 1):
+    time.sleep(float(os.environ.get("FAKE_TRAINER_DELAY", "0.01")))
+    loss = round(0.9 + 2.0 * 0.93 ** s + 0.04 * (s * 7 % 5), 4)  # falls, with a little noise
+    out(event="step", step=s, max_steps=steps, loss=loss, tokens_per_s=400.0, eta_s=(steps - s) * 0.5)
+    if s % 10 == 0:
+        out(event="checkpoint", step=s)
+out(event="done", adapter="/runs/fake/adapter.gguf", model=os.environ["FAKE_TRAINER_MODEL"])
+out(event="gate", verdict="better", metric="f1", base=0.30, candidate=0.36, difference=[0.01, 0.09], n=40,
+    model=os.environ["FAKE_TRAINER_MODEL"])
+'''
+
+
+@pytest.fixture()
+def fake_trainer(tmp_path, monkeypatch):
+    """A trainer command (list of argv) that speaks the event contract; its argv log is `.log`."""
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE_TRAINER, encoding="utf-8")
+    log = tmp_path / "trainer-args.log"
+    monkeypatch.setenv("FAKE_TRAINER_LOG", str(log))
+    monkeypatch.setenv("FAKE_TRAINER_MODEL", "all-minilm-l6-v2-onnx-fp32")
+
+    def command(args: list[str]) -> list[str]:
+        return [sys.executable, str(script), *args]
+
+    command.log = log
+    return command
+
+
+def fake_collection(settings, name: str = "demo") -> None:
+    """A collection entry the Chat screen lists; the fake engine never opens it."""
+    folder = settings.collections_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "collection.sqlite").touch()
+
+
+def pilot(test):
+    """Run an async pilot test on a fresh event loop (no pytest-asyncio needed); fixtures still resolve."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+    return run
+
+
+async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def idle(pilot, timeout: float = 30.0) -> None:
+    """Let workers, the messages they post and the workers those start settle: quiet for several checks."""
+    app, quiet = pilot.app, 0
+    deadline = time.monotonic() + timeout
+    while quiet < 4:
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app to settle")
+        await pilot.pause(0.05)
+        quiet = 0 if any(w.is_running or w.state.name == "PENDING" for w in app.workers) else quiet + 1
+
+
+def notifications(app) -> list[str]:
+    return [n.message for n in app._notifications]
