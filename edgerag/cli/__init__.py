@@ -11,10 +11,9 @@ import sys
 
 from .. import __version__
 from ..errors import EdgeragError
-from . import ask_cmd, config_cmd, ingest_cmd, models_cmd, tui_cmd
+from . import ask_cmd, config_cmd, eval_cmd, finetune_cmd, ingest_cmd, models_cmd, tui_cmd
 
-GROUPS = (models_cmd, config_cmd, ingest_cmd, ask_cmd, tui_cmd)
-from . import eval_cmd; GROUPS = (*GROUPS, eval_cmd)  # noqa: E402,E702 (evaluation harness)
+GROUPS = (models_cmd, config_cmd, ingest_cmd, ask_cmd, eval_cmd, finetune_cmd, tui_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -116,7 +116,9 @@ def load_for_training(base: BaseModel, bits: int, gradient_checkpointing: bool =
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(base.hf_dir))
     if bits == 4:
         peft = require("peft")
-        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        model = peft.prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

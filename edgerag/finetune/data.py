@@ -219,17 +219,41 @@ def synthesize(collection, retriever, generator, config: DataConfig,
 
     config.out_dir.mkdir(parents=True, exist_ok=True)
     for split, items in examples.items():
-        with open(config.out_dir / f"{split}.jsonl", "w", encoding="utf-8") as fh:
-            for item in items:
-                fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+        _write_atomic(config.out_dir / f"{split}.jsonl",
+                      "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+    heldout = heldout_squad(collection, val_docs, examples["val"])
+    _write_atomic(config.out_dir / "heldout.json", json.dumps(heldout, ensure_ascii=False))
     card.examples = {k: len(v) for k, v in examples.items()}
     card.question_sources = dict(sources_used)
     card.generator_acceptance = round(sources_used["generator"] / generator_tries, 3) if generator_tries else 0.0
     card.rejections = dict(rejections)
     card.sha256 = hashlib.sha256(b"".join((config.out_dir / f"{s}.jsonl").read_bytes()
                                           for s in ("train", "val"))).hexdigest()
-    (config.out_dir / "data_card.json").write_text(json.dumps(asdict(card), indent=2) + "\n", encoding="utf-8")
+    # written last: its presence marks a complete data folder (a killed run redoes synthesis)
+    _write_atomic(config.out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
     return card
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def heldout_squad(collection, val_docs: set[int], val_examples: list[dict]) -> dict:
+    """The validation questions as a SQuAD v1.1 file for the A/B gate: every chunk of the held-out documents is a
+    context (so retrieval has the same distractors a user's question meets), each question attached to its own."""
+    ids = sorted(val_docs)
+    rows = collection.conn.execute(
+        f"SELECT DISTINCT t.id, t.text FROM texts t JOIN chunks c ON c.text_id = t.id "
+        f"WHERE c.doc_id IN ({','.join('?' * len(ids))}) ORDER BY t.id", ids).fetchall() if ids else []
+    questions: dict[int, list] = defaultdict(list)
+    for n, ex in enumerate(val_examples):
+        meta = ex["meta"]
+        questions[meta["text_id"]].append({"id": f"val-{n}", "question": meta["question"],
+                                           "answers": [{"text": meta["answer"]}]})
+    paragraphs = [{"context": text, "qas": questions.get(text_id, [])} for text_id, text in rows]
+    return {"version": "edgerag-heldout", "data": [{"title": "held-out documents", "paragraphs": paragraphs}]}
 
 
 def _roundtrip(retriever, question: str, text_id: int, k: int) -> bool:
@@ -250,7 +274,8 @@ def _example(retriever, question: str, span: str, text_id: int, config: DataConf
         sources, position, target = distractors[: config.k_sources], None, NOT_FOUND
     prompt_sources = [h.source for h in sources]
     messages = messages_for(question, prompt_sources) + [{"role": "assistant", "content": target}]
-    return {"messages": messages, "meta": {"text_id": text_id, "answer": span, "oracle_position": position}}
+    return {"messages": messages, "meta": {"text_id": text_id, "question": question, "answer": span,
+                                           "oracle_position": position}}
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import BadInputError, require
+from ..errors import BadInputError, EdgeragError, require
 from .data import read_jsonl
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask a running train() to checkpoint and stop after the current step (signal-handler safe)."""
+    _STOP.set()
+
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -71,6 +80,12 @@ class TrainConfig:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
             raise BadInputError(f"{path}: unreadable training config ({exc})") from exc
+
+
+class TrainingStopped(EdgeragError):
+    """Training was asked to stop (SIGTERM, Cancel in the TUI); its last checkpoint is resumable."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -169,6 +184,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
     callback = _EventCallback(on_event, config, out)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=train_set, data_collator=_Collator(
         tokenizer.pad_token_id), callbacks=[callback])
+    trainer.remove_callback(transformers.PrinterCallback)  # our events replace its raw dict prints on stdout
     started = time.perf_counter()
     checkpoint = resume and any(out.glob("checkpoint-*"))
     try:
@@ -178,6 +194,10 @@ def train(config: TrainConfig, settings, resume: bool = False,
             raise BadInputError(f"{out}: cannot resume from the last checkpoint ({exc}); delete it and rerun") from exc
         raise
     seconds = time.perf_counter() - started
+    if _STOP.is_set():
+        _STOP.clear()
+        raise TrainingStopped(f"stopped at step {trainer.state.global_step} with a checkpoint in {out}; "
+                              "resume with --resume")
     eval_loss = None
     if val_set:
         eval_loss = float(trainer.evaluate(eval_dataset=val_set)["eval_loss"])
@@ -201,7 +221,7 @@ class _EventCallback:
     def __init__(self, on_event, config: TrainConfig, out: Path):
         self.on_event, self.config, self.out = on_event, config, out
         self.losses: list[tuple[int, float]] = []
-        self.tokens, self.busy_s = 0, 0.0
+        self.tokens, self.busy_s, self._tokens_before = 0, 0.0, 0
         self._t = None
 
     def __getattr__(self, name):  # every other TrainerCallback hook is a no-op
@@ -211,6 +231,7 @@ class _EventCallback:
 
     def on_train_begin(self, args, state, control, **kw):
         self._t = time.perf_counter()
+        self._tokens_before = state.num_input_tokens_seen or 0
         history = self.out / "loss_history.partial.json"
         if state.global_step and history.is_file():  # resumed: keep the curve from before the kill
             self.losses = [tuple(x) for x in json.loads(history.read_text()) if x[0] <= state.global_step]
@@ -220,7 +241,10 @@ class _EventCallback:
 
     def on_step_end(self, args, state, control, **kw):
         self.busy_s += time.perf_counter() - self._t
-        self.tokens += state.num_input_tokens_seen or 0
+        self.tokens = (state.num_input_tokens_seen or 0) - self._tokens_before  # this session's tokens only
+        if _STOP.is_set():
+            control.should_save = True
+            control.should_training_stop = True
 
     def on_log(self, args, state, control, logs=None, **kw):
         if not logs or "loss" not in logs:

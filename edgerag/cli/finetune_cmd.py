@@ -1,0 +1,273 @@
+"""`edgerag finetune data|train|export|evaluate|run`: make the generator better on your documents, measurably.
+
+The work lives in edgerag.finetune (imported lazily: torch loads only when a training command runs). Progress
+arrives as JSON-able events; `--events-jsonl -` prints them one per line on stdout (the TUI reads that),
+otherwise rich draws them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .common import add_collection_flag, console, err_console, settings_from
+
+
+def _training_flags(p, steps_default: int) -> None:
+    p.add_argument("--base", default=None, help="base generator in the models store (default: the active one)")
+    p.add_argument("--bits", type=int, choices=(4, 16), default=4, help="4 = QLoRA NF4 (default), 16 = bf16 LoRA")
+    p.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
+    p.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-seq-len", type=int, default=1024)
+    p.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
+    p.add_argument("--max-examples", type=int, default=300, help="synthetic examples to make (with --collection)")
+    p.add_argument("--no-generator", action="store_true",
+                   help="synthesize extractive (cloze) questions only: faster, no generator calls")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", type=Path, default=None, help="where the run lives (default: data dir/finetune/<time>)")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_DIR",
+                   help="continue a killed run (default: the latest one) from its last checkpoint")
+    p.add_argument("--quant", action="append", default=None, choices=("Q8_0", "Q4_K_M", "F16"),
+                   help="merged GGUF quantizations to export (default: Q8_0 and Q4_K_M; the first is evaluated)")
+    p.add_argument("--no-export", action="store_true", help="stop after training (adapter in the run folder)")
+    p.add_argument("--no-eval", action="store_true", help="skip the base-vs-candidate evaluation")
+    p.add_argument("--heldout", type=Path, default=None, help="SQuAD-format questions for the gate "
+                   "(default: the held-out synthetic questions)")
+    p.add_argument("--squad", type=Path, default=None, help="also gate on a real SQuAD-format QA set (e.g. XQuAD)")
+    p.add_argument("--eval-limit", type=int, default=None, help="evaluate a random N questions per set")
+    _promote_flags(p)
+    p.add_argument("--events-jsonl", default=None, metavar="-", help="print progress as JSON lines on stdout")
+
+
+def _promote_flags(p) -> None:
+    p.add_argument("--promote", action="store_true",
+                   help="make the candidate the active generator if the evaluation finds it not worse")
+    p.add_argument("--force", action="store_true", help="with --promote: promote even if it is worse")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("finetune", help="synthesize data, QLoRA-train, export GGUF, A/B-evaluate, promote")
+    fsub = p.add_subparsers(dest="finetune_command", metavar="STEP")
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+    d = fsub.add_parser("data", help="synthesize training examples (JSONL) from a collection")
+    add_collection_flag(d)
+    d.add_argument("--out", type=Path, required=True, help="folder for train.jsonl, val.jsonl, heldout.json, card")
+    d.add_argument("--max-examples", type=int, default=300)
+    d.add_argument("--no-generator", action="store_true", help="extractive (cloze) questions only")
+    d.add_argument("--base", default=None, help="generator writing questions (default: the active one)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--events-jsonl", default=None, metavar="-")
+    d.set_defaults(func=data_cmd)
+
+    for name, help_text, steps in (
+            ("train", "train a LoRA (--collection: synthesize data first; --data: your JSONL), export, evaluate", 120),
+            ("run", "the whole loop on a collection with defaults for a 2-core CPU", 120)):
+        t = fsub.add_parser(name, help=help_text)
+        source = t.add_mutually_exclusive_group()
+        source.add_argument("--collection", "-c", default=None, help="synthesize training data from this collection")
+        source.add_argument("--data", type=Path, default=None, help="training JSONL ({\"messages\": [...]} per line)")
+        t.add_argument("--val", type=Path, default=None, help="validation JSONL (default: val.jsonl next to --data)")
+        _training_flags(t, steps)
+        t.set_defaults(func=train_cmd)
+
+    e = fsub.add_parser("export", help="write the GGUF adapter and merged quantized GGUFs of a finished run")
+    e.add_argument("run_dir", type=Path, help="the run folder (or its train/ folder)")
+    e.add_argument("--quant", action="append", default=None, choices=("Q8_0", "Q4_K_M", "F16", "F32"))
+    e.add_argument("--name", default=None, help="store name stem (default: <base>-ft-<run>)")
+    e.add_argument("--replace", action="store_true", help="overwrite models of the same name")
+    e.set_defaults(func=export_cmd)
+
+    v = fsub.add_parser("evaluate", help="A/B gate: base vs candidate on held-out questions; optionally promote")
+    v.add_argument("--candidate", required=True, help="candidate generator (store name), e.g. <base>-ft-<run>-q8_0")
+    v.add_argument("--base", default=None, help="base generator (default: the candidate's parent)")
+    v.add_argument("--heldout", type=Path, action="append", default=None, metavar="FILE",
+                   help="SQuAD/HotpotQA-format questions; repeat for several")
+    v.add_argument("--limit", type=int, default=None)
+    v.add_argument("--seed", type=int, default=0)
+    _promote_flags(v)
+    v.add_argument("--events-jsonl", default=None, metavar="-")
+    v.set_defaults(func=evaluate_cmd)
+
+
+class _Printer:
+    """Events → JSON lines (for the TUI) or rich progress bars and lines (for people)."""
+
+    def __init__(self, jsonl: bool):
+        self.jsonl = jsonl
+        self.progress = None
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, event: dict) -> None:
+        if self.jsonl:
+            sys.stdout.write(json.dumps(event, default=str) + "\n")
+            sys.stdout.flush()
+            return
+        kind = event.get("event")
+        if kind == "step":
+            self._bar("training", event["step"], event.get("max_steps"),
+                      f"loss {event['loss']:.3f} · {event.get('tokens_per_s') or 0:.0f} tok/s")
+        elif kind == "example":
+            self._bar("synthesizing", event["done"], event.get("total"), event.get("origin", ""))
+        elif kind == "eval":
+            self._bar(f"evaluating {event['set']}", None, None, event.get("info", ""), advance=1)
+        else:
+            self.stop()
+            if kind == "status":
+                err_console.print(f"[dim]{event['message']}[/dim]")
+            elif kind == "start":
+                err_console.print(f"run folder: {event['run_dir']}  (if interrupted: --resume {event['run_dir']})")
+            elif kind == "data":
+                err_console.print(f"data: {event['examples']} examples, generator acceptance "
+                                  f"{event['generator_acceptance']:.0%} (card: {event['card']})")
+            elif kind == "checkpoint":
+                err_console.print(f"[dim]checkpoint at step {event['step']}[/dim]")
+            elif kind == "done" and event.get("adapter"):
+                err_console.print(f"trained: adapter {event['adapter']}"
+                                  + (f", candidate {event['model']}" if event.get("model") else ""))
+            elif kind == "exported":
+                err_console.print(f"exported: {event['adapter']}, {', '.join(event['merged'])}")
+            elif kind == "gate":
+                lo, hi = event["difference"]
+                err_console.print(f"[bold]{event['set']}[/bold]: {event['metric']} base {event['base']:.3f} → "
+                                  f"candidate {event['candidate']:.3f} (difference 95% CI [{lo:+.3f}, {hi:+.3f}], "
+                                  f"n={event['n']}): [bold]{event['verdict']}[/bold]  report: {event['run_dir']}")
+            elif kind == "promoted":
+                err_console.print(f"[green]{event['model']} is now the active generator[/green]"
+                                  + (" (forced)" if event.get("forced") else ""))
+
+    def _bar(self, name: str, done, total, info: str, advance: int | None = None) -> None:
+        if self.progress is None:
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=err_console)
+            self.progress.start()
+            self.tasks = {}
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=total, info="")
+        if advance:
+            self.progress.update(self.tasks[name], advance=advance, info=info[:40])
+        else:
+            self.progress.update(self.tasks[name], completed=done, total=total, info=info[:40])
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _graceful_sigterm() -> None:
+    """SIGTERM (the TUI's Cancel) asks the trainer to checkpoint and stop at the end of the current step."""
+    from ..finetune.train import request_stop
+
+    signal.signal(signal.SIGTERM, lambda *_: request_stop())
+
+
+def data_cmd(args) -> int:
+    from ..finetune.pipeline import synthesize_data
+
+    settings = settings_from(args)
+    printer = _Printer(args.events_jsonl == "-")
+    card = synthesize_data(settings, args.collection or settings.default_collection, args.out, args.max_examples,
+                           not args.no_generator, args.seed, args.base, printer)
+    printer.stop()
+    if printer.jsonl:
+        printer({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
+                 "rejections": card.rejections, "card": str(args.out / "data_card.json")})
+        return 0
+    table = Table(title=f"synthetic data in {args.out}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for split, n in card.examples.items():
+        table.add_row(f"{split} examples", str(n))
+    table.add_row("with the answering chunk among the sources", str(card.with_oracle))
+    for origin, n in card.question_sources.items():
+        table.add_row(f"questions from {origin}", str(n))
+    table.add_row("generator acceptance", f"{card.generator_acceptance:.0%}")
+    for reason, n in sorted(card.rejections.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"rejected: {reason}", str(n))
+    console.print(table)
+    return 0
+
+
+def train_cmd(args) -> int:
+    from ..finetune.pipeline import FinetuneOptions, run_finetune
+
+    settings = settings_from(args)
+    if args.func is train_cmd and getattr(args, "finetune_command", "") == "run" and not (args.collection or args.resume):
+        args.collection = settings.default_collection
+    resume = args.resume is not None
+    opts = FinetuneOptions(
+        base=args.base, collection=args.collection, data=args.data, val=args.val, heldout=args.heldout,
+        squad=args.squad, run_dir=Path(args.resume) if resume and args.resume != "latest" else args.run_dir,
+        resume=resume, max_examples=args.max_examples, use_generator=not args.no_generator, bits=args.bits,
+        rank=args.rank, steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size,
+        max_seq_len=args.max_seq_len, save_steps=args.save_steps, seed=args.seed, export=not args.no_export,
+        quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), evaluate=not args.no_eval, eval_limit=args.eval_limit,
+        promote=args.promote, force=args.force)
+    printer = _Printer(args.events_jsonl == "-")
+    _graceful_sigterm()
+    try:
+        outcome = run_finetune(settings, opts, printer)
+    except Exception as exc:
+        printer.stop()
+        if printer.jsonl:
+            printer({"event": "error", "message": str(exc)})
+        raise
+    printer.stop()
+    if not printer.jsonl:
+        err_console.print(f"done: {outcome.run_dir}")
+    return 0
+
+
+def export_cmd(args) -> int:
+    from ..finetune.export import export_run
+
+    settings = settings_from(args)
+    run_dir = args.run_dir / "train" if (args.run_dir / "train" / "train_config.json").is_file() else args.run_dir
+    printer = _Printer(False)
+    result = export_run(run_dir, settings, quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), name=args.name,
+                        replace=args.replace, on_event=printer)
+    console.print(f"adapter: {result.adapter}\nmerged:  {', '.join(result.merged)}")
+    return 0
+
+
+def evaluate_cmd(args) -> int:
+    from ..finetune.pipeline import gate, promote, record_gates
+    from ..models import ModelStore
+
+    settings = settings_from(args)
+    store = ModelStore(settings.models_dir)
+    candidate = store.get(args.candidate)
+    base = args.base or candidate.parent
+    if not base:
+        from ..errors import BadInputError
+
+        raise BadInputError(f"{candidate.name} has no parent model recorded: pass --base")
+    if not args.heldout:
+        run = Path(candidate.lineage.get("run_dir", "")).parent
+        default = run / "data" / "heldout.json"
+        if not default.is_file():
+            from ..errors import BadInputError
+
+            raise BadInputError("give --heldout FILE (no synthesized held-out set recorded for this candidate)")
+        args.heldout = [default]
+    printer = _Printer(args.events_jsonl == "-")
+    out_dir = settings.data_dir / "finetune" / f"evaluate-{candidate.name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gates = {}
+    for path in args.heldout:
+        label = path.stem
+        gates[label] = gate(settings, out_dir, label, path, base, candidate.name, args.limit, args.seed, printer)
+    printer.stop()
+    record_gates(store, [candidate.name], gates)
+    if args.promote:
+        promote(store, candidate.name, gates, args.force, printer)
+    return 0

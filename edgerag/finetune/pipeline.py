@@ -1,0 +1,273 @@
+"""The whole finetuning loop as one resumable job: data → train → export → gate → (promote).
+
+Each stage leaves a completion marker in the run folder (data/data_card.json, adapter/, export.json, gate.json),
+so `--resume` after a kill skips finished stages and continues training from its last checkpoint. Progress
+reaches the caller as JSON-able events (the CLI draws them with rich or prints them as JSON lines for the TUI).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import BadInputError
+from ..models import ModelStore
+
+Emit = Callable[[dict], None]
+
+
+@dataclass
+class FinetuneOptions:
+    base: str | None = None  # store name of the base generator (default: the active one)
+    collection: str | None = None  # synthesize data from this collection ...
+    data: Path | None = None  # ... or train on this JSONL (chat messages)
+    val: Path | None = None  # validation JSONL for --data (default: val.jsonl next to it, if any)
+    heldout: Path | None = None  # SQuAD-format questions for the gate (default: the synthesized held-out set)
+    squad: Path | None = None  # a real QA set the gate also reports (e.g. XQuAD)
+    run_dir: Path | None = None
+    resume: bool = False
+    # data
+    max_examples: int = 300
+    use_generator: bool = True
+    # training
+    bits: int = 4
+    rank: int = 16
+    steps: int = 120
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    max_seq_len: int = 1024
+    save_steps: int = 20
+    seed: int = 0
+    # after training
+    export: bool = True
+    quants: tuple[str, ...] = ("Q8_0", "Q4_K_M")
+    evaluate: bool = True
+    eval_limit: int | None = None
+    promote: bool = False
+    force: bool = False
+
+
+@dataclass
+class FinetuneOutcome:
+    run_dir: Path
+    adapter: str | None = None
+    merged: list[str] = field(default_factory=list)
+    gates: dict = field(default_factory=dict)  # dataset name -> gate summary
+    promoted: str | None = None
+    timings: dict = field(default_factory=dict)  # stage -> seconds
+
+
+def runs_root(settings: Settings) -> Path:
+    return settings.data_dir / "finetune"
+
+
+def latest_run(settings: Settings) -> Path:
+    runs = sorted(p for p in runs_root(settings).glob("*") if (p / "options.json").is_file())
+    if not runs:
+        raise BadInputError(f"no finetuning run to resume in {runs_root(settings)}")
+    return runs[-1]
+
+
+def _options_record(opts: FinetuneOptions) -> dict:
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    record["quants"] = list(opts.quants)
+    for volatile in ("resume", "run_dir", "promote", "force"):
+        record.pop(volatile)
+    return record
+
+
+def _start(settings: Settings, opts: FinetuneOptions) -> Path:
+    if opts.resume:
+        run_dir = Path(opts.run_dir) if opts.run_dir else latest_run(settings)
+        saved = json.loads((run_dir / "options.json").read_text()) if (run_dir / "options.json").is_file() else None
+        if saved is None:
+            raise BadInputError(f"{run_dir}: not a finetuning run (no options.json)")
+        if saved != _options_record(opts):
+            changed = sorted(k for k in saved if saved.get(k) != _options_record(opts).get(k))
+            raise BadInputError(f"{run_dir}: --resume needs the same options as the interrupted run "
+                                f"(different: {', '.join(changed)})")
+        return run_dir
+    if (opts.collection is None) == (opts.data is None):
+        raise BadInputError("give either --collection (synthesize data) or --data FILE.jsonl")
+    run_dir = Path(opts.run_dir) if opts.run_dir else runs_root(settings) / time.strftime("%Y%m%d-%H%M%S")
+    if (run_dir / "options.json").exists():
+        raise BadInputError(f"{run_dir} already holds a run: pass --resume to continue it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "options.json").write_text(json.dumps(_options_record(opts), indent=2) + "\n")
+    return run_dir
+
+
+def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max_examples: int,
+                    use_generator: bool, seed: int, generator_name: str | None, emit: Emit):
+    from ..generate.llm import load_generator
+    from ..retrieve import Retriever
+    from ..runtime import open_collection
+    from .data import DataConfig, synthesize
+
+    collection, embedder = open_collection(settings, collection_name)
+    try:
+        retriever = Retriever.from_settings(collection, embedder, settings)
+        generator = load_generator(settings, generator_name) if use_generator else None
+        config = DataConfig(collection_name, out_dir, max_examples=max_examples, k_sources=settings.top_k,
+                            use_generator=use_generator, seed=seed)
+        return synthesize(collection, retriever, generator, config, on_event=emit)
+    finally:
+        collection.close()
+
+
+def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda e: None) -> FinetuneOutcome:
+    from .train import TrainConfig, train
+
+    store = ModelStore(settings.models_dir)
+    opts.base = opts.base or store.active_name("generator")
+    run_dir = _start(settings, opts)
+    emit({"event": "start", "run_dir": str(run_dir)})
+    outcome = FinetuneOutcome(run_dir)
+
+    # 1. data
+    train_file, val_file, heldout = opts.data, opts.val, opts.heldout
+    if opts.collection:
+        data_dir = run_dir / "data"
+        if not (data_dir / "data_card.json").is_file():
+            emit({"event": "status", "message": f"synthesizing training data from {opts.collection!r}"})
+            started = time.perf_counter()
+            card = synthesize_data(settings, opts.collection, data_dir, opts.max_examples, opts.use_generator,
+                                   opts.seed, opts.base, emit)
+            outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
+            emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
+                  "rejections": card.rejections, "card": str(data_dir / "data_card.json")})
+        train_file, val_file = data_dir / "train.jsonl", data_dir / "val.jsonl"
+        heldout = heldout or data_dir / "heldout.json"
+        if not val_file.stat().st_size:
+            val_file = None
+    elif val_file is None and (Path(train_file).parent / "val.jsonl").is_file():
+        val_file = Path(train_file).parent / "val.jsonl"
+
+    # 2. train
+    train_dir = run_dir / "train"
+    if not (train_dir / "adapter" / "adapter_model.safetensors").is_file():
+        config = TrainConfig(base=opts.base, train_file=str(train_file), val_file=str(val_file) if val_file else None,
+                             out_dir=str(train_dir), bits=opts.bits, lora_r=opts.rank, lora_alpha=2 * opts.rank,
+                             max_steps=opts.steps, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
+                             max_seq_len=opts.max_seq_len, save_steps=opts.save_steps, seed=opts.seed)
+        resume_training = (train_dir / "train_config.json").is_file() and any(train_dir.glob("checkpoint-*"))
+        if (train_dir / "train_config.json").is_file() and not resume_training:
+            import shutil
+
+            shutil.rmtree(train_dir)  # killed before the first checkpoint: nothing to keep
+        result = train(config, settings, resume=resume_training, on_event=emit)
+        outcome.timings.update(train_s=round(result.seconds, 1), train_tokens_per_s=round(result.tokens_per_s, 1),
+                               train_peak_rss_mb=round(result.peak_rss_mb))
+
+    # 3. export
+    if not opts.export:
+        emit({"event": "done", "adapter": str(train_dir / "adapter"), "model": None})
+        return outcome
+    export_record = run_dir / "export.json"
+    if not export_record.is_file():
+        from .export import export_run
+
+        started = time.perf_counter()
+        exported = export_run(train_dir, settings, quants=opts.quants, name=f"{opts.base}-ft-{run_dir.name}",
+                              replace=True, on_event=emit)
+        export_record.write_text(json.dumps({"adapter": exported.adapter, "merged": exported.merged}) + "\n")
+        outcome.timings["export_s"] = round(time.perf_counter() - started, 1)
+    exported = json.loads(export_record.read_text())
+    outcome.adapter, outcome.merged = exported["adapter"], exported["merged"]
+    candidate = outcome.merged[0] if outcome.merged else None
+    emit({"event": "done", "adapter": outcome.adapter, "model": candidate})
+
+    # 4. gate
+    if opts.evaluate and candidate:
+        sets = [("heldout", heldout)] if heldout and _has_questions(Path(heldout)) else []
+        sets += [("real", opts.squad)] if opts.squad else []
+        if not sets:
+            emit({"event": "status", "message": "no held-out questions to evaluate on (give --heldout or --squad)"})
+        for label, path in sets:
+            outcome.gates[label] = gate(settings, run_dir, label, Path(path), opts.base, candidate,
+                                        opts.eval_limit, opts.seed, emit)
+        record_gates(store, [exported["adapter"], *exported["merged"]], outcome.gates)
+
+    # 5. promote
+    if opts.promote and candidate:
+        outcome.promoted = promote(store, candidate, outcome.gates, opts.force, emit)
+    (run_dir / "outcome.json").write_text(json.dumps({
+        "adapter": outcome.adapter, "merged": outcome.merged, "gates": outcome.gates,
+        "promoted": outcome.promoted, "timings": outcome.timings}, indent=2, default=str) + "\n")
+    return outcome
+
+
+def _has_questions(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    if path.suffix != ".json" or path.stat().st_size > 50_000_000:
+        return True  # let the dataset loader judge
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return any(p.get("qas") for a in data.get("data", []) for p in a.get("paragraphs", []))
+
+
+def gate(settings: Settings, run_dir: Path, label: str, questions: Path, base: str, candidate: str,
+         limit: int | None, seed: int, emit: Emit) -> dict:
+    """A/B of base vs candidate on one question set; the result is cached in the run folder (gate-<label>.json)."""
+    from ..evaluate.gate import gate_generator
+
+    cached = run_dir / f"gate-{label}.json"
+    if cached.is_file():
+        summary = json.loads(cached.read_text())
+    else:
+        emit({"event": "status", "message": f"evaluating base vs candidate on {label} questions ({questions.name})"})
+        resume = next(iter(sorted(run_dir.glob(f"eval-{label}/*"))), None)
+
+        def on_eval(event) -> None:
+            if event.kind == "advance":
+                emit({"event": "eval", "set": label, "info": event.info})
+
+        result = gate_generator(settings, questions, candidate=f"candidate={candidate}", base=f"base={base}",
+                                limit=limit, seed=seed, name=f"gate-{label}", resume=resume, on_event=on_eval)
+        summary = {"set": label, "questions": str(questions), "verdict": result.verdict, "metric": result.metric,
+                   "base": result.base.mean, "candidate": result.candidate.mean,
+                   "difference": [result.difference.lo, result.difference.hi], "n": result.n,
+                   "run_dir": str(result.run_dir), "model": candidate,
+                   "metrics": {name: {s: result.summary["systems"][s]["metrics"][name] for s in ("base", "candidate")}
+                               for name in result.summary["systems"]["base"]["metrics"]}}
+        cached.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        summary = json.loads(cached.read_text())
+    emit({"event": "gate", **{k: summary[k] for k in ("set", "verdict", "metric", "base", "candidate",
+                                                      "difference", "n", "model", "run_dir")}})
+    return summary
+
+
+def _jsonable(obj):
+    from dataclasses import asdict as _asdict, is_dataclass
+
+    if is_dataclass(obj):
+        return _asdict(obj)
+    return str(obj)
+
+
+def record_gates(store: ModelStore, names: list[str], gates: dict) -> None:
+    for name in names:
+        manifest = store.get(name)
+        manifest.lineage["evaluation"] = {label: {k: g[k] for k in ("verdict", "metric", "base", "candidate",
+                                                                     "difference", "n", "run_dir")}
+                                          for label, g in gates.items()}
+        store.update_manifest(manifest)
+
+
+def promote(store: ModelStore, candidate: str, gates: dict, force: bool, emit: Emit) -> str | None:
+    """Make the candidate the active generator if no gate found it worse (or --force)."""
+    worse = [label for label, g in gates.items() if g["verdict"] == "worse"]
+    if not gates and not force:
+        emit({"event": "status", "message": f"{candidate} was not evaluated; not promoted (use --force)"})
+        return None
+    if worse and not force:
+        emit({"event": "status", "message": f"{candidate} is worse than the base on {', '.join(worse)}: "
+                                            "not promoted (--force overrides)"})
+        return None
+    store.use(candidate)
+    emit({"event": "promoted", "model": candidate, "forced": bool(worse) or not gates})
+    return candidate
