@@ -1,0 +1,252 @@
+"""Finetuning end to end on a tiny llama made in the test: tokenizer repair, LoRA training, GGUF export parity
+(PEFT in torch = merged GGUF in llama.cpp = base GGUF + adapter GGUF), store registration, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("peft")
+from tinyllama import chat_examples, make_tiny_gguf  # noqa: E402
+
+from edgerag.config import load_settings  # noqa: E402
+from edgerag.errors import BadInputError  # noqa: E402
+from edgerag.models import ModelStore  # noqa: E402
+from edgerag.models.importing import import_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("tiny-home")
+    gguf = make_tiny_gguf(home / "tiny.gguf")
+    import_model(ModelStore(home / "models"), gguf, name="tiny")
+    data = home / "chats"
+    data.mkdir()
+    examples = chat_examples(16)
+    (data / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples[:12]))
+    (data / "val.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples[12:]))
+    return home
+
+
+@pytest.fixture()
+def tiny_settings(tiny_home, monkeypatch):
+    monkeypatch.setenv("EDGERAG_HOME", str(tiny_home))
+    return load_settings(threads=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_home):
+    """A finished fp32 LoRA run on the tiny model (module-wide: several tests read it)."""
+    from edgerag.finetune.train import TrainConfig, train
+
+    os.environ["EDGERAG_HOME"] = str(tiny_home)
+    try:
+        settings = load_settings(threads=2)
+        config = TrainConfig(base="tiny", train_file=str(tiny_home / "chats" / "train.jsonl"),
+                             val_file=str(tiny_home / "chats" / "val.jsonl"), out_dir=str(tiny_home / "run32"),
+                             bits=32, lora_r=8, lora_alpha=16, max_steps=6, learning_rate=2e-2, batch_size=4,
+                             save_steps=3, warmup_steps=0)
+        events = []
+        result = train(config, settings, on_event=events.append)
+    finally:
+        os.environ.pop("EDGERAG_HOME", None)
+    return result, events
+
+
+def _text_samples() -> list[str]:
+    return ["The warranty lasts 24 months, i.e. 730 days (2x 365).",
+            "<|im_start|>user\nWhat is 3.14159 × 1000?<|im_end|>\n<|im_start|>assistant\n",
+            "  Leading spaces,\ttabs and ünïcödé — café, naïve, 東京, 🙂 emoji!",
+            "Phone: +41 (0)44 123-45-67; ISBN 978-3-16-148410-0; v2.10.3",
+            "def f(x):\n    return x**2  # comment\n"]
+
+
+def test_repaired_tokenizer_matches_llama_cpp(tiny_settings):
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    from edgerag.finetune.base import prepare_base
+
+    base = prepare_base(tiny_settings, "tiny")
+    tokenizer = AutoTokenizer.from_pretrained(str(base.hf_dir))
+    llm = llama_cpp.Llama(str(base.gguf), vocab_only=True, verbose=False)
+    for text in _text_samples():
+        ours = tokenizer(text, add_special_tokens=False)["input_ids"]
+        theirs = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        assert ours == theirs, text
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.bos_token_id not in tokenizer("hi")["input_ids"]
+
+
+def test_training_events_checkpoints_and_plot(trained):
+    result, events = trained
+    kinds = [e["event"] for e in events]
+    assert kinds.count("step") == 6 and kinds.count("checkpoint") == 2 and kinds[-1] == "done"
+    step = next(e for e in events if e["event"] == "step")
+    assert {"loss", "tokens_per_s", "eta_s", "max_steps"} <= set(step)
+    assert result.steps == 6 and result.losses[-1][1] < result.losses[0][1]  # it learned something
+    assert result.eval_loss is not None and result.tokens_per_s > 0
+    out = result.out_dir
+    assert (out / "loss_curve.png").stat().st_size > 5000
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+
+
+def test_loss_is_on_assistant_tokens_only(tiny_settings):
+    from transformers import AutoTokenizer
+
+    from edgerag.finetune.base import prepare_base
+    from edgerag.finetune.train import tokenize_example
+
+    tokenizer = AutoTokenizer.from_pretrained(str(prepare_base(tiny_settings, "tiny").hf_dir))
+    example = chat_examples(1)[0]["messages"]
+    item = tokenize_example(tokenizer, example, 1024)
+    learned = [t for t, label in zip(item["input_ids"], item["labels"]) if label != -100]
+    assert tokenizer.decode(learned).strip() == example[-1]["content"] + "<|im_end|>"
+    assert tokenize_example(tokenizer, example, 8) is None  # too long: dropped, not truncated mid-answer
+
+
+def _torch_logits(run_dir: Path, settings, tokens: list[int]) -> np.ndarray:
+    import torch
+    from peft import PeftModel
+
+    from edgerag.finetune.base import load_for_training, prepare_base
+
+    model, _ = load_for_training(prepare_base(settings, "tiny"), 32, gradient_checkpointing=False)
+    model = PeftModel.from_pretrained(model, str(run_dir / "adapter")).eval()
+    with torch.no_grad():
+        return model(torch.tensor([tokens])).logits[0].float().numpy()
+
+
+def _llama_logits(model: Path, tokens: list[int], lora: Path | None = None) -> np.ndarray:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(model), lora_path=str(lora) if lora else None, n_ctx=256, logits_all=True,
+                          n_threads=2, verbose=False)
+    llm.eval(tokens)
+    return np.array(llm.scores[: len(tokens)], dtype=np.float32)
+
+
+def _greedy_equal(a: np.ndarray, b: np.ndarray) -> None:
+    assert (a.argmax(-1) == b.argmax(-1)).all()
+    assert np.abs(a - b).max() < 2e-2 * max(1.0, np.abs(a).max())
+
+
+def test_export_parity_and_registration(trained, tiny_settings):
+    from transformers import AutoTokenizer
+
+    from edgerag.finetune.base import prepare_base
+    from edgerag.finetune.export import export_run
+
+    result, _ = trained
+    exported = export_run(result.out_dir, tiny_settings, quants=("F32", "Q8_0"), name="tiny-ft")
+    store = ModelStore(tiny_settings.models_dir)
+    assert exported.adapter == "tiny-ft-lora" and exported.merged == ["tiny-ft-f32", "tiny-ft-q8_0"]
+    assert not store.verify(["tiny-ft-lora", "tiny-ft-f32", "tiny-ft-q8_0"])
+    adapter = store.get("tiny-ft-lora")
+    assert adapter.format == "gguf-lora" and adapter.parent == "tiny"
+    assert adapter.lineage["training_config"]["lora_r"] == 8 and adapter.lineage["base_sha256"]
+    assert store.get("tiny-ft-q8_0").quantization == "Q8_0"
+    assert not list((result.out_dir / "export").glob("*.gguf"))  # the F16 intermediate is gone
+
+    tokenizer = AutoTokenizer.from_pretrained(str(prepare_base(tiny_settings, "tiny").hf_dir))
+    base_gguf = store.main_path("tiny")
+    for messages in (chat_examples(3)[1]["messages"][:1], chat_examples(5)[4]["messages"][:1]):
+        tokens = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        peft_logits = _torch_logits(result.out_dir, tiny_settings, tokens)
+        merged = _llama_logits(store.main_path("tiny-ft-f32"), tokens)
+        with_adapter = _llama_logits(base_gguf, tokens, store.main_path("tiny-ft-lora"))
+        base_only = _llama_logits(base_gguf, tokens)
+        _greedy_equal(peft_logits, merged)
+        _greedy_equal(merged, with_adapter)
+        assert np.abs(base_only - merged).max() > 1e-2  # the adapter really changes the model
+        quantized = _llama_logits(store.main_path("tiny-ft-q8_0"), tokens)
+        assert (quantized.argmax(-1) == merged.argmax(-1)).mean() >= 0.8
+
+
+def test_export_refuses_unfinished_or_foreign_runs(tiny_settings, tmp_path, trained):
+    from edgerag.finetune.export import export_run
+
+    result, _ = trained
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "train_config.json").write_text((result.out_dir / "train_config.json").read_text())
+    with pytest.raises(BadInputError, match="not finished"):
+        export_run(unfinished, tiny_settings, quants=("Q8_0",))
+    names = set(ModelStore(tiny_settings.models_dir).names())
+    corrupt = tmp_path / "corrupt"
+    (corrupt / "adapter").mkdir(parents=True)
+    (corrupt / "train_config.json").write_text((result.out_dir / "train_config.json").read_text())
+    (corrupt / "adapter" / "adapter_config.json").write_text((result.out_dir / "adapter" / "adapter_config.json")
+                                                              .read_text())
+    (corrupt / "adapter" / "adapter_model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(BadInputError, match="unreadable adapter"):
+        export_run(corrupt, tiny_settings, quants=("Q8_0",))
+    assert set(ModelStore(tiny_settings.models_dir).names()) == names  # nothing half-written registered
+
+
+def test_bad_training_input_is_a_clear_error(tiny_settings, tmp_path):
+    from edgerag.finetune.train import TrainConfig, train
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    config = TrainConfig(base="tiny", train_file=str(bad), out_dir=str(tmp_path / "r"), bits=32, max_steps=1)
+    with pytest.raises(BadInputError, match="bad.jsonl:1: expected"):
+        train(config, tiny_settings)
+    with pytest.raises(BadInputError, match="bits"):
+        TrainConfig(base="tiny", train_file=str(bad), out_dir=str(tmp_path / "r"), bits=8)
+
+
+def _cli(home: Path, *args: str, kill_after_checkpoint: int | None = None) -> list[dict]:
+    env = {**os.environ, "EDGERAG_HOME": str(home), "EDGERAG_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgerag.cli", "finetune", "train", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO, text=True)
+    events = []
+    for line in proc.stdout:
+        if line.startswith("{"):
+            events.append(json.loads(line))
+            if kill_after_checkpoint and events[-1] == {"event": "checkpoint", "step": kill_after_checkpoint}:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=600)
+    if not kill_after_checkpoint:
+        assert proc.returncode == 0, proc.stderr.read()[-3000:]
+    return events
+
+
+def test_killed_training_resumes_to_the_same_loss(tiny_home):
+    chats = tiny_home / "chats" / "train.jsonl"
+    common = ["--base", "tiny", "--data", str(chats), "--bits", "16", "--rank", "4", "--steps", "8",
+              "--save-steps", "2", "--batch-size", "2", "--lr", "1e-2", "--no-export", "--no-eval",
+              "--events-jsonl", "-"]
+    straight = _cli(tiny_home, *common, "--run-dir", str(tiny_home / "straight"))
+    killed = _cli(tiny_home, *common, "--run-dir", str(tiny_home / "killed"), kill_after_checkpoint=4)
+    assert killed[-1] == {"event": "checkpoint", "step": 4}
+    resumed = _cli(tiny_home, *common, "--resume", str(tiny_home / "killed"))
+    assert resumed[0] == {"event": "start", "run_dir": str(tiny_home / "killed")}
+    steps = [e["step"] for e in resumed if e["event"] == "step"]
+    assert steps == [5, 6, 7, 8]  # continued, not restarted
+    final = lambda events: next(e for e in events if e["event"] == "done")["final_loss"]  # noqa: E731
+    assert final(resumed) == pytest.approx(final(straight), rel=1e-3)
+    history = lambda d: json.loads((tiny_home / d / "train" / "loss_history.json").read_text())["losses"]  # noqa
+    assert np.allclose([x[1] for x in history("killed")], [x[1] for x in history("straight")], rtol=1e-3)
+
+
+def test_resume_with_other_options_is_refused(tiny_home):
+    chats = tiny_home / "chats" / "train.jsonl"
+    env = {**os.environ, "EDGERAG_HOME": str(tiny_home)}
+    run = tiny_home / "mismatch"
+    run.mkdir()
+    (run / "options.json").write_text(json.dumps({"steps": 999}))
+    proc = subprocess.run([sys.executable, "-m", "edgerag.cli", "finetune", "train", "--base", "tiny", "--data",
+                           str(chats), "--resume", str(run)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode != 0 and "same options" in proc.stderr
+
