@@ -250,3 +250,13 @@ def test_resume_with_other_options_is_refused(tiny_home):
                            str(chats), "--resume", str(run)], capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode != 0 and "same options" in proc.stderr
 
+
+
+def test_tui_form_arguments_are_what_the_cli_accepts():
+    from edgerag.cli import build_parser
+    from tui.widgets.finetune_form import trainer_args
+
+    values = {"base": "tiny", "collection": "docs", "jsonl": "", "bits": 4, "rank": 8, "steps": 30, "lr": 2e-4}
+    args = build_parser().parse_args(["finetune", "train", *trainer_args(values), "--resume", "/runs/x"])
+    assert (args.base, args.collection, args.bits, args.rank, args.steps, args.lr, args.events_jsonl,
+            args.resume) == ("tiny", "docs", 4, 8, 30, 2e-4, "-", "/runs/x")
