@@ -260,3 +260,19 @@ def test_tui_form_arguments_are_what_the_cli_accepts():
     args = build_parser().parse_args(["finetune", "train", *trainer_args(values), "--resume", "/runs/x"])
     assert (args.base, args.collection, args.bits, args.rank, args.steps, args.lr, args.events_jsonl,
             args.resume) == ("tiny", "docs", 4, 8, 30, 2e-4, "-", "/runs/x")
+
+
+def test_promotion_needs_a_gate_that_is_not_worse(tiny_settings, trained):
+    from edgerag.finetune.pipeline import promote
+
+    store = ModelStore(tiny_settings.models_dir)
+    if not store.exists("tiny-ft-f32"):
+        pytest.skip("needs the export test's models")
+    events = []
+    better = {"verdict": "better", "metric": "f1", "verdicts": {"f1": "better", "refusal": "no different"}}
+    over_refusing = {**better, "verdicts": {"f1": "better", "refusal": "worse"}}
+    assert promote(store, "tiny-ft-f32", {}, False, events.append) is None
+    assert promote(store, "tiny-ft-f32", {"real": over_refusing}, False, events.append) is None
+    assert "refusal on real" in events[-1]["message"] and store.active_name("generator") != "tiny-ft-f32"
+    assert promote(store, "tiny-ft-f32", {"real": better}, False, events.append) == "tiny-ft-f32"
+    assert store.active_name("generator") == "tiny-ft-f32" and events[-1]["event"] == "promoted"

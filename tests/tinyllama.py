@@ -21,15 +21,13 @@ def bundled_gguf() -> Path:
 def make_tiny_gguf(out: Path, seed: int = 0) -> Path:
     import gguf
 
+    from edgerag.finetune.export import copy_metadata, finish_gguf
+
     template = gguf.GGUFReader(str(bundled_gguf()))
     writer = gguf.GGUFWriter(str(out), "llama")
-    for key, field in template.fields.items():
-        if key.startswith("GGUF.") or key.startswith("llama.") or key in (
-                "general.architecture", "general.file_type", "general.name", "general.quantization_version"):
-            continue
-        vtype = field.types[0]
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(key, field.contents(), vtype, sub)
+    copy_metadata(template, writer, skip={"general.architecture", "general.file_type", "general.name",
+                                          "general.quantization_version"}
+                  | {key for key in template.fields if key.startswith("llama.")})
     writer.add_string("general.name", "tiny-llama-test")
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     vocab = int(template.fields["llama.vocab_size"].contents())
@@ -60,10 +58,7 @@ def make_tiny_gguf(out: Path, seed: int = 0) -> Path:
         writer.add_tensor(f"blk.{b}.ffn_gate.weight", w(ff, d))
         writer.add_tensor(f"blk.{b}.ffn_up.weight", w(ff, d))
         writer.add_tensor(f"blk.{b}.ffn_down.weight", w(d, ff))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish_gguf(writer)
     return out
 
 

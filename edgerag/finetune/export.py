@@ -105,7 +105,7 @@ def read_lora(adapter_dir: Path, arch: str, n_blocks: int, n_head: int, n_head_k
     return LoraWeights(scale, alpha, rank, pairs)
 
 
-def _copy_metadata(reader, writer, skip: set[str]) -> None:
+def copy_metadata(reader, writer, skip: set[str]) -> None:
     from gguf import GGUFValueType
 
     for key, item in reader.fields.items():
@@ -137,7 +137,7 @@ def write_adapter_gguf(lora: LoraWeights, arch: str, path: Path, base_name: str)
         stem = name.removesuffix(".weight")
         writer.add_tensor(f"{stem}.weight.lora_a", a.astype(np.float32))
         writer.add_tensor(f"{stem}.weight.lora_b", b.astype(np.float32))
-    _finish(writer)
+    finish_gguf(writer)
 
 
 def write_merged_gguf(base_gguf: Path, lora: LoraWeights | None, path: Path, outtype: str = "F16",
@@ -147,7 +147,7 @@ def write_merged_gguf(base_gguf: Path, lora: LoraWeights | None, path: Path, out
     reader = gguf.GGUFReader(str(base_gguf))
     arch = reader.fields["general.architecture"].contents()
     writer = gguf.GGUFWriter(str(path), arch)
-    _copy_metadata(reader, writer, skip={"general.architecture", "general.file_type", "general.name",
+    copy_metadata(reader, writer, skip={"general.architecture", "general.file_type", "general.name",
                                          "general.quantization_version"})
     writer.add_string("general.name", name or "merged")
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if outtype == "F16" else gguf.LlamaFileType.ALL_F32)
@@ -169,10 +169,10 @@ def write_merged_gguf(base_gguf: Path, lora: LoraWeights | None, path: Path, out
         progress(i + 1, len(reader.tensors))
     if lora and used != set(lora.pairs):
         raise ModelError(f"adapter tensors not in the base model: {sorted(set(lora.pairs) - used)[:3]}")
-    _finish(writer)
+    finish_gguf(writer)
 
 
-def _finish(writer) -> None:
+def finish_gguf(writer) -> None:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

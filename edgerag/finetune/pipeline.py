@@ -232,6 +232,8 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: Path, base: s
                    "base": result.base.mean, "candidate": result.candidate.mean,
                    "difference": [result.difference.lo, result.difference.hi], "n": result.n,
                    "run_dir": str(result.run_dir), "model": candidate,
+                   "verdicts": {name: cell["verdict"] for name, cell
+                                in result.summary["comparisons"][0]["metrics"].items()},
                    "metrics": {name: {s: result.summary["systems"][s]["metrics"][name] for s in ("base", "candidate")}
                                for name in result.summary["systems"]["base"]["metrics"]}}
         cached.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
@@ -258,14 +260,29 @@ def record_gates(store: ModelStore, names: list[str], gates: dict) -> None:
         store.update_manifest(manifest)
 
 
+# Metrics that may not get worse even when the gated metric improves: a model that answers better but
+# refuses far more often, or cites the wrong passages, is not an improvement for a user.
+GUARD_METRICS = ("refusal", "citation_precision")
+
+
+def gate_failures(gates: dict) -> list[str]:
+    failures = []
+    for label, g in gates.items():
+        if g["verdict"] == "worse":
+            failures.append(f"{g['metric']} on {label}")
+        failures += [f"{m} on {label}" for m in GUARD_METRICS if g.get("verdicts", {}).get(m) == "worse"]
+    return failures
+
+
 def promote(store: ModelStore, candidate: str, gates: dict, force: bool, emit: Emit) -> str | None:
-    """Make the candidate the active generator if no gate found it worse (or --force)."""
-    worse = [label for label, g in gates.items() if g["verdict"] == "worse"]
+    """Make the candidate the active generator if no gate found it worse, on the gated metric or a guard metric
+    (or --force)."""
+    worse = gate_failures(gates)
     if not gates and not force:
         emit({"event": "status", "message": f"{candidate} was not evaluated; not promoted (use --force)"})
         return None
     if worse and not force:
-        emit({"event": "status", "message": f"{candidate} is worse than the base on {', '.join(worse)}: "
+        emit({"event": "status", "message": f"{candidate} is worse than the base ({', '.join(worse)}): "
                                             "not promoted (--force overrides)"})
         return None
     store.use(candidate)
