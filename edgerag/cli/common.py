@@ -8,11 +8,22 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from ..config import Settings, load_settings
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def progress_bars(disable: bool = False, remaining: bool = True) -> Progress:
+    """The CLI's one progress display (on stderr, so --json / --events-jsonl output stays clean)."""
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+    if remaining:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=err_console, disable=disable, transient=False)
 
 
 def settings_from(args) -> Settings:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..retrieve.search import MODES
-from .common import add_json_flag, console, err_console, print_json, settings_from
+from .common import add_json_flag, console, err_console, print_json, progress_bars, settings_from
 
 GENERATOR_HELP = ("[LABEL=]MODEL[+ADAPTER]: a store model name or a GGUF path, optionally + a LoRA adapter "
                   "(GGUF path or gguf-lora store name); repeat to compare (the first is the base). "
@@ -64,9 +63,7 @@ class _Bars:
 
     def __init__(self, args):
         self.args, self.current = args, None
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=err_console, disable=args.json, transient=False)
+        self.progress = progress_bars(disable=args.json)
 
     def __call__(self, event) -> None:
         if event.kind == "run":

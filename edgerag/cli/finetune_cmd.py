@@ -12,10 +12,10 @@ import signal
 import sys
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import add_collection_flag, console, err_console, settings_from
+from ..errors import BadInputError
+from .common import add_collection_flag, console, err_console, progress_bars, settings_from
 
 
 def _training_flags(p, steps_default: int) -> None:
@@ -145,9 +145,7 @@ class _Printer:
 
     def _bar(self, name: str, done, total, info: str, advance: int | None = None) -> None:
         if self.progress is None:
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                     console=err_console)
+            self.progress = progress_bars()
             self.progress.start()
             self.tasks = {}
         if name not in self.tasks:
@@ -201,7 +199,7 @@ def train_cmd(args) -> int:
     from ..finetune.pipeline import FinetuneOptions, run_finetune
 
     settings = settings_from(args)
-    if args.func is train_cmd and getattr(args, "finetune_command", "") == "run" and not (args.collection or args.resume):
+    if args.finetune_command == "run" and not (args.collection or args.resume):
         args.collection = settings.default_collection
     resume = args.resume is not None
     opts = FinetuneOptions(
@@ -240,6 +238,7 @@ def export_cmd(args) -> int:
 
 
 def evaluate_cmd(args) -> int:
+    from ..evaluate.datasets import load_qa_file
     from ..finetune.pipeline import gate, promote, record_gates
     from ..models import ModelStore
 
@@ -248,15 +247,11 @@ def evaluate_cmd(args) -> int:
     candidate = store.get(args.candidate)
     base = args.base or candidate.parent
     if not base:
-        from ..errors import BadInputError
-
         raise BadInputError(f"{candidate.name} has no parent model recorded: pass --base")
     if not args.heldout:
         run = Path(candidate.lineage.get("run_dir", "")).parent
         default = run / "data" / "heldout.json"
         if not default.is_file():
-            from ..errors import BadInputError
-
             raise BadInputError("give --heldout FILE (no synthesized held-out set recorded for this candidate)")
         args.heldout = [default]
     printer = _Printer(args.events_jsonl == "-")
@@ -265,7 +260,8 @@ def evaluate_cmd(args) -> int:
     gates = {}
     for path in args.heldout:
         label = path.stem
-        gates[label] = gate(settings, out_dir, label, path, base, candidate.name, args.limit, args.seed, printer)
+        gates[label] = gate(settings, out_dir, label, load_qa_file(path), base, candidate.name, args.limit,
+                            args.seed, printer)
     printer.stop()
     record_gates(store, [candidate.name], gates)
     if args.promote:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..store.collection import list_collections, remove_collection
 from .common import (add_collection_flag, add_json_flag, collection_name, console, err_console, human_size,
-                     print_json, settings_from)
+                     print_json, progress_bars, settings_from)
 
 
 def register(sub) -> None:
@@ -41,9 +40,7 @@ def ingest_cmd(args) -> int:
 
     settings = settings_from(args)
     name = collection_name(args, settings)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                        console=err_console, disable=args.json, transient=False)
+    progress = progress_bars(disable=args.json, remaining=False)
     state = {"chunks": 0, "start": None}
 
     def on_event(event) -> None:

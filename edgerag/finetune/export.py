@@ -20,9 +20,9 @@ Every output is built in the store's staging folder and moved into place only wh
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,10 +190,6 @@ def quantize_gguf(source: Path, target: Path, quant: str, threads: int = 0) -> N
         raise ModelError(f"llama.cpp could not quantize {source.name} to {quant} (status {status})")
 
 
-def _sha256_text(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
 def run_lineage(run_dir: Path, base) -> dict:
     """What the store records about how a finetuned model was made."""
     config = json.loads((run_dir / "train_config.json").read_text())
@@ -206,7 +202,7 @@ def run_lineage(run_dir: Path, base) -> dict:
         "base_sha256": sha256_file(base.gguf) if base.gguf else None,
         "training_config": config,
         "train_file_sha256": sha256_file(Path(config["train_file"])),
-        "data_card_sha256": _sha256_text(card),
+        "data_card_sha256": sha256_file(card) if card.is_file() else None,
         "training": json.loads(history.read_text()) if history.is_file() else None,
     }
 
@@ -268,8 +264,6 @@ def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K
             if quant == "F32":
                 write_merged_gguf(base.gguf, lora, target, "F32", name=stem)
             elif quant == "F16":
-                import shutil
-
                 shutil.copyfile(full, target)
             else:
                 quantize_gguf(full, target, quant, settings.threads)

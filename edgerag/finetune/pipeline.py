@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from ..config import Settings
 from ..errors import BadInputError
+from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
 
 Emit = Callable[[dict], None]
@@ -183,13 +184,20 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
 
     # 4. gate
     if opts.evaluate and candidate:
-        sets = [("heldout", heldout)] if heldout and _has_questions(Path(heldout)) else []
+        sets = [("heldout", heldout)] if heldout and Path(heldout).is_file() else []
         sets += [("real", opts.squad)] if opts.squad else []
-        if not sets:
-            emit({"event": "status", "message": "no held-out questions to evaluate on (give --heldout or --squad)"})
         for label, path in sets:
-            outcome.gates[label] = gate(settings, run_dir, label, Path(path), opts.base, candidate,
+            try:
+                questions = load_qa_file(path)
+            except BadInputError as exc:
+                if label == "real":
+                    raise  # the user's own file: a bad one is their error to see
+                emit({"event": "status", "message": f"not evaluating on {label} questions: {exc}"})
+                continue
+            outcome.gates[label] = gate(settings, run_dir, label, questions, opts.base, candidate,
                                         opts.eval_limit, opts.seed, emit)
+        if not outcome.gates:
+            emit({"event": "status", "message": "no held-out questions to evaluate on (give --heldout or --squad)"})
         record_gates(store, [exported["adapter"], *exported["merged"]], outcome.gates)
 
     # 5. promote
@@ -201,16 +209,7 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
     return outcome
 
 
-def _has_questions(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    if path.suffix != ".json" or path.stat().st_size > 50_000_000:
-        return True  # let the dataset loader judge
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return any(p.get("qas") for a in data.get("data", []) for p in a.get("paragraphs", []))
-
-
-def gate(settings: Settings, run_dir: Path, label: str, questions: Path, base: str, candidate: str,
+def gate(settings: Settings, run_dir: Path, label: str, questions: QADataset, base: str, candidate: str,
          limit: int | None, seed: int, emit: Emit) -> dict:
     """A/B of base vs candidate on one question set; the result is cached in the run folder (gate-<label>.json)."""
     from ..evaluate.gate import gate_generator
@@ -228,7 +227,7 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: Path, base: s
 
         result = gate_generator(settings, questions, candidate=f"candidate={candidate}", base=f"base={base}",
                                 limit=limit, seed=seed, name=f"gate-{label}", resume=resume, on_event=on_eval)
-        summary = {"set": label, "questions": str(questions), "verdict": result.verdict, "metric": result.metric,
+        summary = {"set": label, "questions": questions.source, "verdict": result.verdict, "metric": result.metric,
                    "base": result.base.mean, "candidate": result.candidate.mean,
                    "difference": [result.difference.lo, result.difference.hi], "n": result.n,
                    "run_dir": str(result.run_dir), "model": candidate,
@@ -244,11 +243,7 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: Path, base: s
 
 
 def _jsonable(obj):
-    from dataclasses import asdict as _asdict, is_dataclass
-
-    if is_dataclass(obj):
-        return _asdict(obj)
-    return str(obj)
+    return asdict(obj) if is_dataclass(obj) else str(obj)
 
 
 def record_gates(store: ModelStore, names: list[str], gates: dict) -> None:
