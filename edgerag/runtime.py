@@ -33,15 +33,17 @@ def open_collection(settings: Settings, name: str, create: bool = False,
 
 
 def build_engine(settings: Settings, collection_name: str, mode: str | None = None, top_k: int | None = None,
-                 generator_name: str | None = None, lora_path=None, rerank: bool = False):
-    """Collection + embedder + retriever + generator wired into an AnswerEngine (ask, chat, eval, TUI)."""
+                 generator_name: str | None = None, lora_path=None, rerank: bool = False,
+                 generator=None, embedder: OnnxEmbedder | None = None):
+    """Collection + embedder + retriever + generator wired into an AnswerEngine (ask, chat, eval, TUI).
+    An already loaded `generator`/`embedder` is reused (the server shares one llama.cpp model per name)."""
     from .generate.answer import AnswerEngine
     from .generate.llm import load_generator
     from .retrieve import Retriever
     from .retrieve.rerank import EmbeddingOverlapReranker
 
-    collection, embedder = open_collection(settings, collection_name)
+    collection, embedder = open_collection(settings, collection_name, embedder=embedder)
     reranker = EmbeddingOverlapReranker(embedder) if rerank else None
     retriever = Retriever.from_settings(collection, embedder, settings, reranker)
-    generator = load_generator(settings, generator_name, lora_path=lora_path)
+    generator = generator or load_generator(settings, generator_name, lora_path=lora_path)
     return AnswerEngine(retriever, generator, settings, mode=mode, top_k=top_k)
