@@ -1,14 +1,11 @@
 """edgerag: offline chat over your documents with cited answers, and CPU finetuning of the local models.
 
-Importing the package makes the process offline for every Hugging Face library it may load later
-(transformers, optimum, huggingface_hub): edgerag never downloads anything at run time.
+Importing the package switches off every network feature of the libraries it loads later (onnxruntime's
+telemetry, Hugging Face hub access): see edgerag/offline.py. This must stay the first thing the package does.
 """
 
-import os as _os
+from . import offline as _offline
 
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-    _os.environ.setdefault(_var, "1")
-# Tokenizers' own thread pool fights onnxruntime and llama.cpp for the same few cores.
-_os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_offline.apply()
 
 __version__ = "0.1.0"

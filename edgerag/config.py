@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
+from .offline import keep_caches_in
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,7 +137,10 @@ def load_settings(**overrides) -> Settings:
             values[name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
     typed = {k: _coerce(k, type_map[types[k]], v) for k, v in values.items()}
-    return Settings(**typed)
+    settings = Settings(**typed)
+    # Dependencies' local caches (HF modules, matplotlib fonts) go with our data, not into the user's home.
+    keep_caches_in(settings.data_dir / "cache")
+    return settings
 
 
 def replace(settings: Settings, **changes) -> Settings:
