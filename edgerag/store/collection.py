@@ -222,6 +222,14 @@ class Collection:
                 out[start + i] = found[tid]
         return out
 
+    def all_hits(self) -> list[TextHit]:
+        """Every text with its first occurrence, in id order (finetuning data walks the whole collection)."""
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM texts ORDER BY id")]
+        out: dict[int, TextHit] = {}
+        for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
+            out.update(self.hits(ids[start:start + 900]))
+        return [out[i] for i in ids if i in out]
+
     def hits(self, text_ids: list[int]) -> dict[int, TextHit]:
         """Each text with its first occurrence (lowest document id, then position)."""
         if not text_ids:
