@@ -1,6 +1,7 @@
 """Document loaders: a file in, plain text out, in sections that keep what citations need (page, heading path).
 
-load_document() dispatches on the suffix and is the only entry point. It reads the file itself (so every I/O
+load_document() dispatches on the suffix and is the entry point (load_bytes() the same for bytes with a name,
+such as an e-mail attachment). It reads the file itself (so every I/O
 error is handled in one place), and everything that goes wrong becomes UnreadableFile with a one-line reason:
 a bad file is the user's problem to fix, never a crash. Parsers were chosen by bench/parsers.py. Format modules
 are imported on first use, so importing this package stays cheap.
@@ -11,17 +12,19 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from .base import LoadedDocument, Section, UnreadableFile
+from .base import Attachment, LoadedDocument, Section, UnreadableFile
+from .code import CODE_SUFFIXES
 from .encoding import decode_text
 
-__all__ = ["SUPPORTED_SUFFIXES", "LoadedDocument", "Section", "UnreadableFile", "decode_text", "load_document"]
+__all__ = ["SUPPORTED_SUFFIXES", "Attachment", "LoadedDocument", "Section", "UnreadableFile", "decode_text",
+           "load_bytes", "load_document"]
 
-# suffix -> (module, format name). .rst/.org/.text read fine as plain text.
+# suffix -> (module, format name)
 _LOADERS = {
     ".txt": ("text", "txt"),
     ".text": ("text", "txt"),
-    ".rst": ("text", "txt"),
-    ".org": ("text", "txt"),
+    ".rst": ("rst", "rst"),
+    ".org": ("org", "org"),
     ".md": ("markdown", "md"),
     ".markdown": ("markdown", "md"),
     ".mdown": ("markdown", "md"),
@@ -33,7 +36,19 @@ _LOADERS = {
     ".docx": ("docx", "docx"),
     ".pptx": ("pptx", "pptx"),
     ".epub": ("epub", "epub"),
+    ".odt": ("odt", "odt"),
+    ".rtf": ("rtf", "rtf"),
+    ".eml": ("mail", "eml"),
+    ".msg": ("msg", "msg"),
+    ".csv": ("sheet", "csv"),
+    ".tsv": ("sheet", "csv"),
+    ".xlsx": ("sheet", "xlsx"),
+    ".xlsm": ("sheet", "xlsx"),
+    ".ipynb": ("notebook", "ipynb"),
+    **{suffix: ("code", "code") for suffix in CODE_SUFFIXES},
 }
+# modules of optional extras -> the extra that installs them (anything else missing is a broken install)
+_EXTRAS = {"extract_msg": "docs", "rapidocr_onnxruntime": "ocr"}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 _MAX_REASON = 200
 
@@ -62,23 +77,36 @@ def load_document(path: Path) -> LoadedDocument:
     suffix = path.suffix.lower()
     if suffix not in _LOADERS:
         raise UnreadableFile(f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)")
+    return load_bytes(path.name, _read(path))
+
+
+def load_bytes(name: str, data: bytes) -> LoadedDocument:
+    """Like load_document for bytes that are not a file of their own (an e-mail attachment); `name` gives the
+    format by its suffix."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in _LOADERS:
+        raise UnreadableFile(f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)")
     module, fmt = _LOADERS[suffix]
-    data = _read(path)
     if not data:
         raise UnreadableFile("empty file")
     try:
         loader = importlib.import_module(f".{module}", __name__)
-        doc = loader.load(data, suffix) if module == "text" else loader.load(data)
+        doc = loader.load(data, suffix)
     except UnreadableFile:
         raise
     except ImportError as exc:  # an environment problem, but still no text from this file
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra:
+            raise UnreadableFile(f"{fmt} support is not installed (pip install 'edgerag[{extra}]')") from None
         raise UnreadableFile(f"{fmt} support is not installed (missing module '{exc.name}')") from None
     except MemoryError:
         raise UnreadableFile("too large to load in memory") from None
+    except RecursionError:
+        raise UnreadableFile(f"corrupt {fmt} (nested too deeply)") from None
     except Exception as exc:  # a parser choking on a malformed file is a bad input, not a crash
         raise UnreadableFile(_one_line(f"corrupt {fmt} ({type(exc).__name__}: {exc})")) from exc
     # drop empty sections here once, whatever the loader did
     doc.sections = [s for s in doc.sections if s.text.strip()]
-    if not doc.sections:
+    if not doc.sections and not doc.attachments:
         raise UnreadableFile("no extractable text")
     return doc

@@ -16,11 +16,19 @@ class Section:
 
 
 @dataclass
+class Attachment:
+    """A file inside a file (an e-mail's attachments): ingested as a document of its own."""
+    name: str
+    data: bytes
+
+
+@dataclass
 class LoadedDocument:
     sections: list[Section]
-    format: str  # "txt", "md", "html", "pdf", "docx", "pptx", "epub"
+    format: str  # the loader's format name: "txt", "md", "pdf", "eml", "xlsx", "code", ...
     title: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown to the user next to the file (e.g. scanned pages)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 class UnreadableFile(BadInputError):
@@ -92,3 +100,21 @@ class SectionBuilder:
         self.flush()
         self._emit_bare()
         return self.sections
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """Rows of cell texts as a Markdown table, the first row as header. Every format's tables come out this way,
+    so the chunker can keep rows whole and repeat the header (see chunker.py). Empty rows and columns go."""
+    rows = [[" ".join(str(c).split()).replace("|", "\\|") for c in row] for row in rows]
+    rows = [r for r in rows if any(r)]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    keep = [j for j in range(width) if any(r[j] for r in rows)]
+    rows = [[r[j] for j in keep] for r in rows]
+    if len(keep) == 1 and len(rows) == 1:
+        return rows[0][0]  # a single cell is prose
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    lines.insert(1, "|" + "---|" * len(keep))
+    return "\n".join(lines)

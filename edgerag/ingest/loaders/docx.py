@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .base import LoadedDocument, SectionBuilder, UnreadableFile
+from .base import LoadedDocument, SectionBuilder, UnreadableFile, markdown_table
 from .ooxml import Package, attr, chart_text, child, local, para_text, rel_id, val
 
 _HEADING_NAME = re.compile(r"heading\s*(\d)", re.IGNORECASE)
@@ -58,13 +58,28 @@ def _blocks(container):
             yield from _blocks(el)
 
 
-def _rows(tbl) -> list[str]:
-    rows = []
+def _grid(tbl) -> list[list[str]]:
+    """Cell texts row by row, a merged cell repeated in every grid cell it covers (as docling writes them), so
+    each row reads complete on its own."""
+    rows: list[list[str]] = []
     for tr in _direct_rows(tbl):
-        cells = [" ".join(_cell_lines(tc)) for tc in tr if local(tc.tag) in ("tc", "sdt")]
-        if any(cells):
-            rows.append(" | ".join(cells))
+        row: list[str] = []
+        for tc in (c for c in tr if local(c.tag) in ("tc", "sdt")):
+            tcpr = child(tc, "tcPr")
+            span = val(tcpr, "gridSpan")
+            merge = child(tcpr, "vMerge")
+            text = " ".join(_cell_lines(tc))
+            if merge is not None and attr(merge, "val") in (None, "continue") and rows:
+                above = rows[-1]
+                text = above[len(row)] if len(row) < len(above) else text  # continues the cell above
+            row += [text] * (int(span) if span and span.isdigit() else 1)
+        rows.append(row)
     return rows
+
+
+def _rows(tbl) -> list[str]:
+    """A nested table's rows as lines (it lives inside one cell of the outer table)."""
+    return [" | ".join(r) for r in _grid(tbl) if any(r)]
 
 
 def _direct_rows(tbl):
@@ -88,7 +103,7 @@ def _cell_lines(container) -> list[str]:
     return [line for line in out if line]
 
 
-def load(data: bytes) -> LoadedDocument:
+def load(data: bytes, suffix: str = "") -> LoadedDocument:
     pkg = Package(data, "docx")
     main = pkg.main_part("word/document.xml")
     root = pkg.xml(main)
@@ -113,7 +128,11 @@ def load(data: bytes) -> LoadedDocument:
         nonlocal title
         for block in _blocks(container):
             if local(block.tag) == "tbl":
-                b.add("\n".join(_rows(block)))
+                cells = [tc for tr in _direct_rows(block) for tc in tr if local(tc.tag) in ("tc", "sdt")]
+                if len(cells) == 1:
+                    walk(cells[0])  # a one-cell table is a frame around content (often another table)
+                else:
+                    b.add(markdown_table(_grid(block)))
                 continue
             boxes: list = []
             text = para_text(block, boxes)

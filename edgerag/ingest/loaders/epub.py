@@ -10,7 +10,7 @@ from .base import LoadedDocument, SectionBuilder, UnreadableFile
 from .html import decode_html, walk_html
 
 
-def load(data: bytes) -> LoadedDocument:
+def load(data: bytes, suffix: str = "") -> LoadedDocument:
     import ebooklib
     from ebooklib import epub
 

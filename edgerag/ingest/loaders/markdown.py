@@ -17,7 +17,7 @@ from .html import walk_html
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
-def load(data: bytes) -> LoadedDocument:
+def load(data: bytes, suffix: str = "") -> LoadedDocument:
     from markdown_it import MarkdownIt
 
     text = _FRONT_MATTER.sub("", decode_text(data).replace("\r\n", "\n"), count=1)

@@ -14,7 +14,7 @@ import posixpath
 import zipfile
 from xml.etree import ElementTree as ET
 
-from .base import UnreadableFile
+from .base import UnreadableFile, markdown_table
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound-file header: password-protected OOXML, or a legacy .doc/.ppt
 _MAX_PART = 256 * 2**20  # refuse zip bombs before inflating them
@@ -143,15 +143,15 @@ def _points(el) -> list[str]:
 
 
 def chart_text(root) -> str:
-    """A chart part (DrawingML, same in .docx and .pptx) as text: its title, then a header of series names and
-    one 'category | value | value' row per category, from the values cached in the file."""
+    """A chart part (DrawingML, same in .docx and .pptx) as text: its title, then a Markdown table with a header
+    of series names and one row per category, from the values cached in the file (docling does the same)."""
     title = child(child(root, "chart"), "title")
     lines = [" ".join(para_text(title).split())] if title is not None else []
     series = [s for s in root.iter() if local(s.tag) == "ser"]
     if series:
         cats = _points(child(series[0], "cat")) or _points(child(series[0], "xVal"))
         cols = [_points(child(s, "val")) or _points(child(s, "yVal")) for s in series]
-        lines.append(" | ".join([""] + [" ".join(_points(child(s, "tx"))) for s in series]))
-        for i, cat in enumerate(cats):
-            lines.append(" | ".join([cat] + [c[i] if i < len(c) else "" for c in cols]))
-    return "\n".join(line for line in lines if line.strip(" |"))
+        rows = [[""] + [" ".join(_points(child(s, "tx"))) for s in series]]
+        rows += [[cat] + [c[i] if i < len(c) else "" for c in cols] for i, cat in enumerate(cats)]
+        lines.append(markdown_table(rows))
+    return "\n\n".join(line for line in lines if line.strip())

@@ -1,14 +1,14 @@
 """PowerPoint .pptx: one section per slide (page = slide number, heading = slide title).
 
 Slides come in presentation order (ppt/presentation.xml), not file-name order. Per slide: text frames, tables
-(one line per row), group shapes, charts (as a small category | series table) and the speaker notes, which
+(Markdown), group shapes, charts (as a small category | series table) and the speaker notes, which
 often hold the prose a slide only hints at (docling's references leave notes out, which costs 0.009 of word F1
 in bench/parsers.py; we keep them on purpose). A slide that fails to parse is skipped with a warning.
 """
 
 from __future__ import annotations
 
-from .base import LoadedDocument, Section, clean
+from .base import LoadedDocument, Section, clean, markdown_table
 from .ooxml import Package, attr, child, chart_text, local, para_text, rel_id
 
 _TITLE_TYPES = {"title", "ctrTitle"}
@@ -21,12 +21,19 @@ def _text_body(tx) -> str:
 
 
 def _table(tbl) -> str:
-    rows = []
+    """A Markdown table; a merged cell (gridSpan/rowSpan) is repeated where its hMerge/vMerge stand-ins sit."""
+    rows: list[list[str]] = []
     for tr in (el for el in tbl if local(el.tag) == "tr"):
-        cells = [" ".join(_text_body(child(tc, "txBody")).split()) for tc in tr if local(tc.tag) == "tc"]
-        if any(cells):
-            rows.append(" | ".join(cells))
-    return "\n".join(rows)
+        row: list[str] = []
+        for tc in (c for c in tr if local(c.tag) == "tc"):
+            text = " ".join(_text_body(child(tc, "txBody")).split())
+            if attr(tc, "hMerge") in ("1", "true") and row:
+                text = row[-1]
+            elif attr(tc, "vMerge") in ("1", "true") and rows and len(row) < len(rows[-1]):
+                text = rows[-1][len(row)]
+            row.append(text)
+        rows.append(row)
+    return markdown_table(rows)
 
 
 def _shapes(tree, pkg: Package, part: str, title: list[str], out: list[str]) -> None:
@@ -66,7 +73,7 @@ def _notes(pkg: Package, slide: str) -> str:
     return ""
 
 
-def load(data: bytes) -> LoadedDocument:
+def load(data: bytes, suffix: str = "") -> LoadedDocument:
     pkg = Package(data, "pptx")
     main = pkg.main_part("ppt/presentation.xml")
     pres, rels = pkg.xml(main), pkg.rels(main)
