@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import os
 import warnings
 import zipfile
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from edgerag.errors import BadInputError
-from edgerag.ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, UnreadableFile, decode_text, load_document
+from edgerag.ingest.loaders import (SUPPORTED_SUFFIXES, LoadedDocument, UnreadableFile, decode_text, load_bytes,
+                                    load_document, ocr)
 
 DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "documents"
 DOCLING = DOCS / "docling_testdata"
@@ -48,7 +50,14 @@ FORMAT_SAMPLES = [
     ("unstructured_example_docs/winter-sports.epub", "epub", "Winter Sports"),
     ("unstructured_example_docs/README.md", "md", "sample docs directory"),
     ("unstructured_example_docs/fake-text.txt", "txt", "This is a test document"),
-    ("unstructured_example_docs/README.rst", "txt", "sample docs directory"),
+    ("unstructured_example_docs/README.rst", "rst", "sample docs directory"),
+    ("unstructured_example_docs/README.org", "org", "sample docs directory"),
+    ("unstructured_example_docs/fake.odt", "odt", "Lorem ipsum dolor sit amet."),
+    ("unstructured_example_docs/fake-doc.rtf", "rtf", "My first paragraph."),
+    ("unstructured_example_docs/language-docs/eng_spa_mult.rtf", "rtf", "born free and equal in dignity"),
+    ("unstructured_example_docs/eml/fake-email.eml", "eml", "This is a test email to use for unit tests."),
+    ("unstructured_example_docs/eml/fake-email-utf-16-le.eml", "eml", "Violets are blue"),
+    ("unstructured_example_docs/eml/mime-html-only.eml", "eml", "Gmail was launched by Google in 2004"),
 ]
 
 
@@ -62,7 +71,9 @@ def test_text_from_each_format(rel, fmt, expected):
 
 
 def test_every_format_is_supported():
-    assert {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".epub"} <= SUPPORTED_SUFFIXES
+    assert {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".epub", ".odt", ".rtf", ".eml",
+            ".msg", ".org", ".rst", ".csv", ".tsv", ".xlsx", ".ipynb", ".py", ".js", ".go", ".rs", ".java",
+            ".c", ".cpp"} <= SUPPORTED_SUFFIXES
 
 
 # ---- structure for citations ---------------------------------------------------------------------------------
@@ -145,6 +156,203 @@ def test_epub_chapters_give_headings():
     assert any(s.heading and s.heading.endswith("CHAPTER I THE SUN-SEEKER") for s in doc.sections)
 
 
+# ---- tables: Markdown, spans repeated, header kept with every chunk ----------------------------------------------
+
+
+def tables_in(doc: LoadedDocument) -> list[list[str]]:
+    return [[line for line in block.split("\n")] for s in doc.sections for block in s.text.split("\n\n")
+            if block.startswith("| ") and "\n|---|" in block]
+
+
+@needs_data
+def test_docx_merged_cells_are_repeated_like_the_reference():
+    tables = tables_in(load_document(DOCLING / "docx/sources/word_tables.docx"))
+    assert "| Cell 1.0 | Merged Cell 1.1 1.2 | Merged Cell 1.1 1.2 |" in tables[1]  # horizontal span
+    rows = [r for t in tables for r in t]
+    assert "| Cell 1.0 | Merged Cell 1.1 2.1 | Cell 1.2 |" in rows  # vertical span...
+    assert "| Cell 2.0 | Merged Cell 1.1 2.1 | Cell 2.2 |" in rows  # ...repeated in the row below
+
+
+@needs_data
+def test_html_rowspan_colspan_table():
+    (table,) = tables_in(load_document(DOCLING / "html/sources/example_04.html"))
+    assert table[0] == "| Header 1 | Header 2 & 3 (colspan) | Header 2 & 3 (colspan) |"
+    assert table[3] == "| Row 1 & 2, Col 1 (rowspan) | Row 2, Col 2 & 3 (colspan) | Row 2, Col 2 & 3 (colspan) |"
+
+
+@needs_data
+def test_pptx_table_and_chart_are_markdown_tables():
+    (table,) = tables_in(load_document(DOCLING / "pptx/sources/powerpoint_sample.pptx"))
+    assert table[0] == "| | Class1 | Class1 | Class1 | Class2 | Class2 | Class2 |"  # gridSpan repeated
+    assert table[2] == "| | A merged with B | A merged with B | C | A | B | C |"  # hMerge repeated
+    assert "| R1 | True | False | | False | True | True |" in table
+    chart = tables_in(load_document(DOCLING / "pptx/sources/pptx_chart.pptx"))[0]
+    assert chart[0] == "| | Freshwater Ducks | Saltwater Ducks |" and "| 2022 | 175 | 130 |" in chart
+
+
+def _words(texts: list[str]) -> list[int]:
+    return [len(t.split()) for t in texts]
+
+
+def test_chunker_keeps_rows_whole_and_repeats_the_header():
+    from types import SimpleNamespace
+
+    from edgerag.ingest.chunker import chunk_sections
+    from edgerag.ingest.loaders.base import markdown_table
+
+    rows = [["Part", "Supplier", "Price"]] + [[f"P-{i}", f"Supplier number {i} of Ghent", f"{i}.50 EUR"]
+                                              for i in range(40)]
+    text = "Prices as of May.\n\n" + markdown_table(rows) + "\n\nPrices include VAT. Ask for discounts."
+    chunks = chunk_sections([SimpleNamespace(text=text, page=3, heading="Prices")], _words, max_tokens=60,
+                            overlap=0)
+    assert len(chunks) > 3
+    header = "| Part | Supplier | Price |\n|---|---|---|"
+    for c in chunks:
+        lines = c.text.split("\n")
+        table_lines = [ln for ln in lines if ln.startswith("|")]
+        if table_lines:
+            assert c.text.count(header) == 1  # every piece of the table starts with its header...
+            assert all(ln.endswith("|") and ln.count("|") == 4 for ln in table_lines)  # ...and has whole rows
+    found = [c for c in chunks if "| P-33 |" in c.text]
+    assert len(found) == 1 and found[0].text.startswith(header) and found[0].page == 3
+    # every row is in some chunk, once, in order
+    body = [ln for c in chunks for ln in c.text.split("\n") if ln.startswith("| P-")]
+    assert body == [f"| P-{i} | Supplier number {i} of Ghent | {i}.50 EUR |" for i in range(40)]
+    assert chunks[0].text.startswith("Prices as of May.") and chunks[-1].text.endswith("Ask for discounts.")
+
+
+def test_markdown_table_shapes():
+    from edgerag.ingest.loaders.base import markdown_table
+
+    assert markdown_table([["a", "b|c"], ["1"]]) == "| a | b\\|c |\n|---|---|\n| 1 |  |"
+    assert markdown_table([["only cell"]]) == "only cell"
+    assert markdown_table([["", "x", ""], ["", "y", ""]]) == "| x |\n|---|\n| y |"  # empty columns dropped
+    assert markdown_table([[""], []]) == ""
+
+
+# ---- more formats ------------------------------------------------------------------------------------------------
+
+
+@needs_data
+def test_odt_table_and_list():
+    doc = load_document(UNSTRUCTURED / "fake.odt")
+    assert "| Color | Blue | Red | Green |" in text_of(doc)
+    assert "- Hockey" in text_of(load_document(UNSTRUCTURED / "simple.odt"))
+
+
+@needs_data
+def test_rtf_table_rows():
+    text = text_of(load_document(UNSTRUCTURED / "fake-doc.rtf"))
+    assert "| Column 1 | Column 2 |\n|---|---|\n| Row 1, Cell 1 | Row 1, Cell 2 |" in text
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["README.org", "README.rst", "README-w-include.rst"])
+def test_org_and_rst_headings(name):
+    doc = load_document(UNSTRUCTURED / name)
+    assert doc.title == "Example Docs"
+    by_heading = {s.heading: s.text for s in doc.sections}
+    assert "inline XBRL format" in by_heading["Example Docs > XBRL 10-K"]
+    assert "~" not in text_of(doc) and "``" not in text_of(doc)  # inline-code markup is gone
+
+
+@needs_data
+def test_eml_headers_body_and_attachments():
+    doc = load_document(UNSTRUCTURED / "eml/fake-email-attachment.eml")
+    assert doc.title == "Fake email with attachment"
+    assert text_of(doc).startswith("Subject: Fake email with attachment\nFrom: Mallori Harrell")
+    assert [(a.name, a.data) for a in doc.attachments] == [("fake-attachment.txt", b"Hey this is a fake attachment!")]
+    digest = load_document(UNSTRUCTURED / "eml/mime-multipart-digest.eml")
+    names = [a.name for a in digest.attachments]
+    assert names == ["First Message.eml", "Second Message.eml", "Third Message.eml"]
+    inner = load_bytes(names[1], digest.attachments[1].data)  # an attached mail reads as a mail
+    assert inner.format == "eml" and "second message" in text_of(inner).lower()
+
+
+@needs_data
+def test_eml_refusals():
+    assert reason(UNSTRUCTURED / "eml/fake-encrypted.eml") == "encrypted e-mail (S/MIME or PGP)"
+
+
+def test_msg_without_extra_or_corrupt(tmp_path):
+    path = tmp_path / "mail.msg"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1000))
+    got = reason(path)
+    try:
+        import extract_msg  # noqa: F401
+    except ImportError:
+        assert got == "msg support is not installed (pip install 'edgerag[docs]')"
+    else:
+        assert got.startswith("corrupt msg (")
+
+
+def test_csv_and_tsv_are_tables(tmp_path):
+    (tmp_path / "people.csv").write_text("name;city;age\nAlice;Paris;30\nBob;\"New York; NY\";41\n")
+    assert text_of(load_document(tmp_path / "people.csv")) == \
+        "| name | city | age |\n|---|---|---|\n| Alice | Paris | 30 |\n| Bob | New York; NY | 41 |"
+
+
+@needs_data
+def test_tsv_from_a_real_dataset(tmp_path):
+    with zipfile.ZipFile(DOCS.parent / "retrieval/beir_nfcorpus/nfcorpus.zip") as z:
+        name = next(n for n in z.namelist() if n.endswith("qrels/test.tsv"))
+        (tmp_path / "qrels.tsv").write_bytes(z.read(name)[:20_000])
+    doc = load_document(tmp_path / "qrels.tsv")
+    lines = doc.sections[0].text.split("\n")
+    assert lines[0] == "| query-id | corpus-id | score |" and lines[1] == "|---|---|---|"
+    assert all(ln.count("|") == 4 for ln in lines[:-1])
+
+
+def test_xlsx_sheets_are_tables(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Staff"
+    for row in (["Name", "Role", "Salary"], ["Ann", "CTO", 120000.0], ["Ben", None, 90000]):
+        ws.append(row)
+    wb.create_sheet("Empty")
+    wb.create_sheet("Notes")["B2"] = "Budget frozen until Q3"
+    wb.properties.title = "Staff list"
+    wb.save(tmp_path / "staff.xlsx")
+    doc = load_document(tmp_path / "staff.xlsx")
+    assert doc.title == "Staff list"
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("Staff", "| Name | Role | Salary |\n|---|---|---|\n| Ann | CTO | 120000 |\n| Ben |  | 90000 |"),
+        ("Notes", "Budget frozen until Q3")]
+
+
+def test_ipynb_markdown_and_code_cells(tmp_path):
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"language": "python"}}, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Churn analysis\n", "We load the data."]},
+        {"cell_type": "code", "metadata": {}, "execution_count": 1, "source": "df = load('churn.csv')",
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": "OUTPUT-NOT-INDEXED"}]},
+        {"cell_type": "markdown", "metadata": {}, "source": "## Results\nChurn is 4%."}]}
+    (tmp_path / "a.ipynb").write_text(json.dumps(nb))
+    doc = load_document(tmp_path / "a.ipynb")
+    assert doc.format == "ipynb" and doc.title == "Churn analysis"
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("Churn analysis", "We load the data.\n\ndf = load('churn.csv')"), ("Churn analysis > Results", "Churn is 4%.")]
+
+
+def test_python_source_is_split_at_definitions():
+    doc = load_document(Path(__file__).resolve().parents[1] / "edgerag" / "ingest" / "chunker.py")
+    headings = [s.heading for s in doc.sections]
+    assert doc.format == "code" and headings[0] is None  # the module docstring and imports
+    assert "def chunk_sections" in headings and "def _pack" in headings
+    pack = next(s.text for s in doc.sections if s.heading == "def _pack")
+    assert pack.startswith("def _pack(") and "\n    out: list[ChunkRecord] = []" in pack  # indentation kept
+
+
+def test_other_languages_are_split_at_top_level_definitions(tmp_path):
+    (tmp_path / "m.go").write_text('package main\n\nimport "fmt"\n\n// Add adds.\nfunc Add(a, b int) int {\n'
+                                   '\treturn a + b\n}\n\ntype Point struct {\n\tX int\n}\n')
+    doc = load_document(tmp_path / "m.go")
+    assert [(s.heading, s.text.split("\n")[0]) for s in doc.sections] == [
+        (None, "package main"), ("func Add(a, b int) int", "// Add adds."), ("type Point struct", "type Point struct {")]
+    (tmp_path / "u.c").write_text("#include <stdio.h>\n\nstatic int twice(int x)\n{\n    return 2 * x;\n}\n")
+    assert load_document(tmp_path / "u.c").sections[1].heading == "static int twice(int x)"
+
+
 # ---- encodings -----------------------------------------------------------------------------------------------
 
 
@@ -202,8 +410,32 @@ def test_encrypted_pdf():
 
 
 @needs_data
-def test_scanned_pdf_without_text_layer():
-    assert reason(UNSTRUCTURED / "pdf/loremipsum-flat.pdf") == "no extractable text"
+@pytest.mark.skipif(ocr.available(), reason="the ocr extra is installed: the page is read")
+def test_scanned_pdf_without_ocr_names_the_extra():
+    assert reason(UNSTRUCTURED / "pdf/loremipsum-flat.pdf") == \
+        "scanned, no text (install edgerag[ocr]): 1 scanned page(s)"
+
+
+def test_scanned_page_in_a_pdf_with_text_is_listed(monkeypatch):
+    """A PDF with text pages and a scanned page: the text is kept and the scanned page named in the warnings."""
+    monkeypatch.setattr(ocr, "reader", lambda: None)  # as without the extra
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    scanned = pdfium.PdfDocument((UNSTRUCTURED / "pdf/loremipsum-flat.pdf").read_bytes())
+    text = pdfium.PdfDocument((DOCLING / "pdf/sources/multi_page.pdf").read_bytes())
+    pdf.import_pages(text, [0])
+    pdf.import_pages(scanned, [0])
+    buf = io.BytesIO()
+    pdf.save(buf)
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"mixed-{os.getpid()}.pdf"
+    path.write_bytes(buf.getvalue())
+    try:
+        doc = load_document(path)
+    finally:
+        path.unlink()
+    assert [s.page for s in doc.sections] == [1]
+    assert doc.warnings == ["page(s) 2: scanned, no text (install edgerag[ocr])"]
 
 
 @needs_data
@@ -219,9 +451,9 @@ def test_binary_file_named_txt(tmp_path):
 
 
 def test_unsupported_type(tmp_path):
-    path = tmp_path / "letter.odt"
+    path = tmp_path / "letter.wpd"
     path.write_bytes(b"PK\x03\x04 not really")
-    assert reason(path) == "unsupported type .odt"
+    assert reason(path) == "unsupported type .wpd"
     assert reason(tmp_path / "README") == "unsupported type (no file extension)"
 
 
@@ -248,6 +480,13 @@ def test_corrupt_files(tmp_path):
         "broken.docx": (b"this is not a zip archive", "corrupt docx (not a zip archive)"),
         "old.pptx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "password-protected or old binary Office"),
         "broken.epub": (b"PK\x03\x04 truncated", "corrupt epub ("),
+        "broken.odt": (b"PK\x03\x04 truncated", "corrupt odt (not a zip archive)"),
+        "broken.xlsx": (b"PK\x03\x04 truncated", "corrupt xlsx (not a zip archive)"),
+        "old.xlsx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "password-protected or old binary Excel"),
+        "broken.rtf": (b"not rtf at all", "corrupt rtf (no {\\rtf header)"),
+        "broken.ipynb": (b'{"cells": [', "corrupt ipynb (invalid JSON"),
+        "broken.msg": (b"not an OLE file", "corrupt msg (not an Outlook compound file)"),
+        "empty.eml": (b"\n\n\n", "corrupt eml (no mail headers)"),
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

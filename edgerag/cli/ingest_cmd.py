@@ -18,6 +18,8 @@ def register(sub) -> None:
     add_collection_flag(p)
     add_json_flag(p)
     p.set_defaults(func=ingest_cmd)
+    p.add_argument("--watch", action="store_true",
+                   help="keep syncing as files change (debounced; Ctrl-C stops); --json prints one line per sync")
 
     p = sub.add_parser("ls", help="list collections, or the documents of one collection")
     p.add_argument("name", nargs="?", help="collection to list documents of")
@@ -41,6 +43,11 @@ def ingest_cmd(args) -> int:
     settings = settings_from(args)
     name = collection_name(args, settings)
     progress = progress_bars(disable=args.json, remaining=False)
+    if args.watch:
+        from .watch_view import watch_cmd
+
+        return watch_cmd(args)
+
     state = {"chunks": 0, "start": None}
 
     def on_event(event) -> None:
@@ -82,6 +89,14 @@ def ingest_cmd(args) -> int:
     return 1 if report.failed else 0
 
 
+        notes = [o for o in report.outcomes if o.reason and o.status in ("added", "updated")]
+        if notes:  # read, but not all of it (scanned pages without OCR, unreadable pages)
+            table = Table(title="ingested with warnings")
+            table.add_column("file")
+            table.add_column("warning")
+            for o in notes:
+                table.add_row(o.path, o.reason)
+            console.print(table)
 def ls_cmd(args) -> int:
     from ..store.collection import Collection
 

@@ -1,4 +1,5 @@
-"""Library: collections and their documents; add a folder and watch it ingest; remove; re-sync."""
+"""Library: collections and their documents; add a folder and watch it ingest; remove; re-sync; keep a
+collection in sync with its folders while they change (watch mode, edgerag.ingest.watch)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ class LibraryScreen(SectionScreen):
         Binding("s", "sync", "Re-sync"),
         Binding("d", "delete_document", "Remove doc"),
         Binding("x", "remove_collection", "Remove collection"),
+        Binding("w", "watch", "Watch on/off"),
         Binding("escape", "stop", "Stop", show=False),
     ]
 
@@ -99,11 +101,20 @@ class LibraryScreen(SectionScreen):
             super().__init__()
             self.collection, self.report = collection, report  # report is None when stopped
 
+    class Watched(Message):
+        """A watch-mode event (edgerag.ingest.watch.WatchEvent) for the collection being watched."""
+
+        def __init__(self, collection: str, event):
+            super().__init__()
+            self.collection, self.event = collection, event
+
     def __init__(self):
         super().__init__()
         self.selected: str | None = None
         self.documents: list = []
         self.stop_requested = threading.Event()
+        self.watching: str | None = None  # the collection kept in sync, if any
+        self.watch_stop = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.SECTION)
@@ -113,6 +124,7 @@ class LibraryScreen(SectionScreen):
                 yield OptionList(id="collections")
             with Vertical(id="documents-pane", classes="pane"):
                 yield Label("", id="collection-info")
+                yield Label("", id="watch-status")
                 yield DataTable(id="documents", cursor_type="row", zebra_stripes=True)
                 yield IngestPanel(id="ingest")
         yield Footer(show_command_palette=False)
@@ -121,6 +133,7 @@ class LibraryScreen(SectionScreen):
         table = self.query_one("#documents", DataTable)
         table.add_columns("document", "format", "size", "chunks", "synced")
         self.query_one(IngestPanel).display = False
+        self.query_one("#watch-status", Label).display = False
         self.query_one("#collections", OptionList).focus()
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -242,9 +255,68 @@ class LibraryScreen(SectionScreen):
             self.notify("stopping after the current file…", timeout=3)
 
     def worker_failed(self, worker) -> None:
+        if worker.group == "watch":
+            self.watching = None
+            self._watch_line("")
         if worker.group == "ingest":
             self.query_one(IngestPanel).stopped()
             self._changed()
+
+    # -- watching ------------------------------------------------------------------------------------------
+    def action_watch(self) -> None:
+        if self.watching:
+            self.watch_stop.set()
+            self.notify(f"stopped watching {self.watching}", timeout=3)
+            return
+        if not self.selected:
+            self.notify("no collection selected", severity="warning")
+            return
+        roots, _gone = sync_roots([d.path for d in self.documents])
+        if not roots:
+            self.notify("nothing to watch: no document folder exists", severity="warning")
+            return
+        self.watching = self.selected
+        self.watch_stop.clear()
+        self._watch_line(f"watching {', '.join(display_path(str(r)) for r in roots)}: first sync…")
+        self.run_watch(roots, self.selected)
+
+    @work(thread=True, group="watch", exit_on_error=False, description="watching")
+    def run_watch(self, roots: list[Path], name: str) -> None:
+        from edgerag.ingest.watch import watch
+
+        watch(self.app.settings, roots, name, lambda e: self.post_message(self.Watched(name, e)),
+              stop=self.watch_stop)
+
+    def _watch_line(self, text: str) -> None:
+        label = self.query_one("#watch-status", Label)
+        label.display = bool(text)
+        label.update(Text(text, style="bold green") if text else "")
+
+    def on_library_screen_watched(self, message: Watched) -> None:
+        from edgerag.ingest.watch import changed
+
+        event, clock = message.event, datetime.fromtimestamp(message.event.at).strftime("%H:%M:%S")
+        if event.kind == "stopped":
+            self.watching = None
+            self._watch_line("")
+        elif event.kind == "changes":
+            self._watch_line(f"watching {message.collection}: {event.changes} change(s) at {clock}, syncing…")
+        elif event.kind == "error":
+            self._watch_line(f"watching {message.collection}: sync postponed at {clock} ({event.message})")
+        elif event.kind == "synced":
+            rows = changed(event.report)
+            self._watch_line(f"watching {message.collection}: last sync {clock}, "
+                             f"{len(rows)} change(s)  (w stops)")
+            if rows and not event.initial or any(o.status == "failed" for o in rows):
+                marks = {"added": "+", "updated": "~", "renamed": "→", "removed": "-", "failed": "!"}
+                shown = [f"{marks.get(o.status, '?')} {Path(o.path).name}" for o in rows[:8]]
+                self.notify("\n".join(shown + ([f"… and {len(rows) - 8} more"] if len(rows) > 8 else [])),
+                            title=f"{message.collection} synced", timeout=6)
+            if rows:
+                self._changed()
+
+    def on_unmount(self) -> None:
+        self.watch_stop.set()  # the watcher thread ends with the screen
 
     # -- removing ------------------------------------------------------------------------------------------
     def action_delete_document(self) -> None:

@@ -10,10 +10,9 @@ from .mail import body_sections, header_block, with_headers
 
 
 def load(data: bytes, suffix: str = ".msg") -> LoadedDocument:
-    import extract_msg
-
     if not data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         raise UnreadableFile("corrupt msg (not an Outlook compound file)")
+    import extract_msg
     msg = extract_msg.openMsg(data)
     try:
         fields = {"subject": msg.subject, "from": msg.sender, "to": msg.to, "cc": msg.cc, "date": msg.date}

@@ -28,10 +28,11 @@ _SAFE = {
 
 def load(data: bytes, suffix: str = ".rst") -> LoadedDocument:
     from docutils.core import publish_parts
+    from docutils.writers.html5_polyglot import Writer
 
     text = decode_text(data)
     try:
-        parts = publish_parts(text, writer_name="html5", settings_overrides=_SAFE)
+        parts = publish_parts(text, writer=Writer(), settings_overrides=_SAFE)
     except Exception:  # docutils raises its own SystemMessage/Exception types on broken markup
         doc = load_text(data, suffix)
         doc.format = "rst"

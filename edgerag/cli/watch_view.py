@@ -1,0 +1,84 @@
+"""`edgerag ingest PATH --watch`: prints what edgerag.ingest.watch reports (ingest_cmd hands over to watch_cmd).
+
+A status line (rich spinner on stderr) says what is watched and when the last sync ran; after every sync the
+files that changed are printed one per line ("+ added", "~ updated", "→ renamed", "- removed", "! failed").
+With --json each sync is one JSON line on stdout. Ctrl-C stops watching; exit code 0.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .common import collection_name, console, err_console, settings_from
+
+_MARK = {"added": "[green]+[/]", "updated": "[yellow]~[/]", "renamed": "[cyan]→[/]", "removed": "[red]-[/]",
+         "failed": "[red]![/]", "unsupported": "[dim]?[/]"}
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def watch_cmd(args) -> int:
+    import json
+    import sys
+
+    from ..ingest.watch import changed, watch
+
+    settings = settings_from(args)
+    name = collection_name(args, settings)
+    where = ", ".join(str(p) for p in args.paths)
+    status = err_console.status(f"watching {where} → {name}: first sync...") if not args.json else None
+    state = {"syncs": 0, "changes": 0}
+
+    def line(text: str) -> None:
+        if status is not None:
+            status.update(f"watching {where} → {name}: {text}  (Ctrl-C stops)")
+
+    def on_event(event) -> None:
+        if event.kind == "changes":
+            state["changes"] += event.changes
+            line(f"{event.changes} change(s) at {_clock(event.at)}, syncing...")
+        elif event.kind == "error":
+            if args.json:
+                sys.stdout.write(json.dumps({"event": "error", "message": event.message}) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(f"[red]{_clock(event.at)} sync postponed:[/] {event.message}")
+            line("waiting to retry")
+        elif event.kind == "synced":
+            state["syncs"] += 1
+            report = event.report
+            rows = changed(report)
+            if args.json:
+                sys.stdout.write(json.dumps({"event": "synced", "initial": event.initial, "summary": report.summary,
+                                             "seconds": round(report.seconds, 2), "new_chunks": report.new_chunks,
+                                             "files": [vars(o) for o in rows]}, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                head = "initial sync" if event.initial else "sync"
+                counts = ", ".join(f"{v} {k}" for k, v in report.summary.items() if v and k != "unchanged")
+                console.print(f"[bold]{_clock(event.at)} {head}[/] in {report.seconds:.1f}s: "
+                              f"{counts or 'nothing changed'}")
+                for o in rows:
+                    why = f"  [dim]{o.reason}[/]" if o.reason else ""
+                    console.print(f"  {_MARK.get(o.status, ' ')} {Path(o.path).name if o.status != 'removed' else o.path}{why}")
+            docs = report.summary["added"] + report.summary["updated"] + report.summary["renamed"] \
+                + report.summary["unchanged"]
+            line(f"{docs} documents, last sync {_clock(event.at)}")
+
+    try:
+        if status is not None:
+            status.start()
+        watch(settings, args.paths, name, on_event)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if status is not None:
+            status.stop()
+    if not args.json:
+        console.print(f"stopped watching after {state['syncs']} sync(s), {state['changes']} change event(s)")
+    else:
+        sys.stdout.write(json.dumps({"event": "stopped", "syncs": state["syncs"], "changes": state["changes"]}) + "\n")
+    return 0
