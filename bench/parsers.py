@@ -7,7 +7,13 @@ plain text, which is scored against docling's reference Markdown (groundtruth/) 
 A failure (exception, or no text) scores 0 for both, so robustness is part of the mean.
 The "edgerag" row is the shipped loader (edgerag.ingest.loaders) with heading text put back in, for comparison.
 
-Run: .venv/bin/python bench/parsers.py [-v] [format ...]   (-v: per-file scores)
+Two more measures live alongside (issue 17):
+  tables   table-cell F1 and row F1 per format against the reference pipe tables (bench/tables.py)
+  ocr      OCR character accuracy: text pages of docling's PDFs rendered at the loader's 144 dpi and read by the
+           `ocr` extra, scored against the page's own text layer (in-order matched characters / reference
+           characters, whitespace ignored; word F1 with whitespace, which shows words run together)
+
+Run: .venv/bin/python -P bench/parsers.py [-v] [format ... | tables | ocr]   (-v: per-file scores)
 """
 
 from __future__ import annotations
@@ -301,10 +307,55 @@ def run(fmt: str) -> None:
               + (f"  ({'; '.join(fails[:3])}{' ...' if len(fails) > 3 else ''})" if fails else ""))
 
 
+OCR_PAGES = [("multi_page.pdf", 0), ("2305.03393v1-pg9.pdf", 0), ("redp5110_sampled.pdf", 2),
+             ("amt_handbook_sample.pdf", 0)]
+
+
+def ocr_accuracy() -> None:
+    import pypdfium2 as pdfium
+
+    from edgerag.ingest.loaders import ocr
+
+    if not ocr.available():
+        print("\n## ocr: not installed (pip install 'edgerag[ocr]')")
+        return
+    print(f"\n## ocr: {len(OCR_PAGES)} text pages rendered at {ocr.RENDER_SCALE * 72:.0f} dpi, read by rapidocr-onnxruntime")
+    print(f"{'page':34} {'chars':>6} {'char acc':>8} {'word F1':>8} {'s/page':>7}")
+    ocr._engine()  # model load outside the timing
+    totals = [0.0, 0.0, 0.0]
+    for name, index in OCR_PAGES:
+        doc = pdfium.PdfDocument((DATA / "pdf" / "sources" / name).read_bytes())
+        page = doc[index]
+        ref = page.get_textpage().get_text_range().replace("\ufffe", "")
+        t0 = time.perf_counter()
+        got = ocr.read_page(page)
+        secs = time.perf_counter() - t0
+        a, b = "".join(ref.lower().split()), "".join(got.lower().split())
+        matched = sum(m.size for m in difflib.SequenceMatcher(None, b, a, autojunk=False).get_matching_blocks())
+        acc = matched / max(1, len(a))
+        f1 = score(got, ref)[0]
+        totals = [totals[0] + acc, totals[1] + f1, totals[2] + secs]
+        print(f"{name + ' p' + str(index + 1):34} {len(a):6d} {acc:8.3f} {f1:8.3f} {secs:7.2f}")
+        doc.close()
+    n = len(OCR_PAGES)
+    print(f"{'mean':34} {'':6} {totals[0] / n:8.3f} {totals[1] / n:8.3f} {totals[2] / n:7.2f}")
+
+
+def tables() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_tables", Path(__file__).resolve().parent / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.VERBOSE = VERBOSE
+    for fmt in module.CANDIDATES:
+        module.run(fmt)
+
+
 VERBOSE = "-v" in sys.argv  # per-file scores
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     logging.disable(logging.WARNING)  # pypdf logs every repaired xref to stderr
-    for fmt in [a for a in sys.argv[1:] if a != "-v"] or list(CANDIDATES):
-        run(fmt)
+    for fmt in [a for a in sys.argv[1:] if a != "-v"] or [*CANDIDATES, "tables", "ocr"]:
+        {"tables": tables, "ocr": ocr_accuracy}.get(fmt, lambda: run(fmt))()

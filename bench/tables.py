@@ -22,8 +22,18 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parsers import DATA, reference  # noqa: E402  (same data and reference lookup as the text benchmark)
+
+def _parsers():
+    """bench/parsers.py by file path (same data and reference lookup as the text benchmark)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_parsers", Path(__file__).resolve().parent / "parsers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DATA, reference = _parsers().DATA, _parsers().reference
 
 Table = list[list[str]]
 _WORDS = re.compile(r"\w+")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from . import ocr
-from .base import LoadedDocument, Section, UnreadableFile, clean
+from . import ocr, pdf_tables
+from .base import LoadedDocument, Section, UnreadableFile, clean, markdown_table
 
 _UNMAPPED = re.compile(r"[\ufffd\ue000-\uf8ff]")  # glyphs without a Unicode mapping: a broken text layer
 _WRAP = re.compile(r"(?<=\S) \n(?=\S)")  # PDFium keeps the space at a soft line wrap; a hard break has none
@@ -58,16 +58,33 @@ def _listed(pages: list[str]) -> str:
     return ", ".join(pages[:20]) + (" ..." if len(pages) > 20 else "")
 
 
+def _tables(doc, data: bytes) -> tuple[dict, list[str]]:
+    """Ruled tables by page (pdf_tables.py); none, with a warning, if the table finder fails on this file."""
+    try:
+        pages = pdf_tables.candidate_pages(doc)
+        return (pdf_tables.find(data, pages) if pages else {}), []
+    except ImportError:
+        return {}, []
+    except Exception as exc:  # pdfminer can choke where PDFium does not: keep the text, lose the tables
+        return {}, [f"tables not detected ({type(exc).__name__})"]
+
+
 def load(data: bytes, suffix: str = "") -> LoadedDocument:
     doc = _open(data)
     reader = ocr.reader()  # None without the extra
     try:
         sections, empty, scanned, failed = [], [], [], []
+        tables, table_warning = _tables(doc, data)
         for i in range(len(doc)):
             try:
                 page = doc[i]
                 textpage = page.get_textpage()
-                text = _page_text(textpage.get_text_range())
+                if i in tables:
+                    pieces = pdf_tables.split_text(textpage, page.get_height(), tables[i])
+                    text = clean("\n\n".join(_page_text(raw) if k is None else markdown_table(tables[i][k][1])
+                                              for raw, k in pieces))
+                else:
+                    text = _page_text(textpage.get_text_range())
                 textpage.close()
                 if (not text or _garbage(text)) and _has_image(page):
                     # a garbage layer is kept when OCR cannot replace it: some words beat none
@@ -88,7 +105,7 @@ def load(data: bytes, suffix: str = "") -> LoadedDocument:
     hint = "OCR found no text" if reader else "scanned, no text (install edgerag[ocr])"
     if not sections and scanned:
         raise UnreadableFile(f"{hint}: {len(scanned)} scanned page(s)")
-    warnings = [f"unreadable {f}" for f in failed]
+    warnings = [f"unreadable {f}" for f in failed] + table_warning
     if scanned:
         warnings.append(f"page(s) {_listed(scanned)}: {hint}")
     if sections and empty:
