@@ -1,23 +1,43 @@
 """One typed settings object: defaults, then the TOML file, then EDGERAG_* environment variables.
 
-Paths have one home here. By default the models store is the repository's `models/` folder (where the bundled
-defaults are prepared) and collections live in `<repo>/.edgerag/`. `EDGERAG_HOME=/some/dir` moves both under
-that directory (`models/` and `data/`), which is how tests isolate themselves and how a user keeps everything
-in one place.
+Paths have one home here, chosen in this order:
+- `EDGERAG_HOME=/some/dir`: models in `<dir>/models`, collections and runs in `<dir>/data`, config in
+  `<dir>/edgerag.toml` (how tests isolate themselves and how a user keeps everything in one place);
+- running from a source checkout (a pyproject.toml naming edgerag next to the package, as after `make install`):
+  the repository's `models/` and `.edgerag/`, config `<repo>/edgerag.toml`, so `make demo` stays self-contained;
+- otherwise (a normal `pip install`/pipx): the platform's user data directory (platformdirs: XDG on Linux,
+  ~/Library/Application Support on macOS, %LOCALAPPDATA% on Windows) and its user config directory. Never the
+  installed package's own folder.
+`models_dir` and `data_dir` in the config file or environment override any of these.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # requires-python allows 3.10: the same parser from PyPI (a dependency there, see pyproject.toml)
+    import tomli as tomllib
 
 from .errors import ConfigError
 from .offline import keep_caches_in
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_NAME = "edgerag"
+
+
+def source_checkout() -> Path | None:
+    """The repository root when edgerag runs from its source tree, else None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return root if 'name = "edgerag"' in text else None
 
 
 def _default_home() -> Path | None:
@@ -25,14 +45,28 @@ def _default_home() -> Path | None:
     return Path(home).expanduser().resolve() if home else None
 
 
+def user_dirs() -> tuple[Path, Path]:
+    """(data root, config folder) for an installed edgerag without EDGERAG_HOME."""
+    import platformdirs
+
+    return (Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)))
+
+
 def _default_models_dir() -> Path:
-    home = _default_home()
-    return home / "models" if home else REPO_ROOT / "models"
+    if home := _default_home():
+        return home / "models"
+    if repo := source_checkout():
+        return repo / "models"
+    return user_dirs()[0] / "models"
 
 
 def _default_data_dir() -> Path:
-    home = _default_home()
-    return home / "data" if home else REPO_ROOT / ".edgerag"
+    if home := _default_home():
+        return home / "data"
+    if repo := source_checkout():
+        return repo / ".edgerag"
+    return user_dirs()[0] / "data"
 
 
 @dataclass
@@ -48,6 +82,9 @@ class Settings:
     # Chunk size and overlap, counted in embedder tokens (MiniLM truncates at 256 word pieces).
     chunk_tokens: int = 220
     chunk_overlap: int = 32
+    # Seconds one file may spend being parsed and chunked during ingest; a file that takes longer (a zip bomb, a
+    # pathological PDF) is reported as failed and the run goes on. 0 means no limit.
+    file_time_limit: float = 120.0
     # Texts per onnxruntime call when embedding.
     embed_batch_size: int = 32
     # hnswlib build/search parameters; ef_search is raised to at least k at query time.
@@ -98,11 +135,12 @@ class Settings:
 
 
 def config_path() -> Path:
-    """The TOML file read by load_settings: $EDGERAG_CONFIG, else <home or data dir>/config.toml."""
+    """The TOML file read by load_settings: $EDGERAG_CONFIG, else edgerag.toml in $EDGERAG_HOME, the source
+    checkout, or the user config folder (in that order, as for the default paths)."""
     if explicit := os.environ.get("EDGERAG_CONFIG"):
         return Path(explicit).expanduser()
-    home = _default_home()
-    return (home if home else REPO_ROOT) / "edgerag.toml"
+    folder = _default_home() or source_checkout() or user_dirs()[1]
+    return folder / "edgerag.toml"
 
 
 def _coerce(name: str, kind: type, raw):

@@ -79,3 +79,134 @@ def test_missing_collection_and_bad_name(tmp_path):
         Collection.open(tmp_path, "nope", EMB)
     with pytest.raises(CollectionError, match="bad collection name"):
         Collection.open(tmp_path, "../evil", EMB, create=True)
+
+
+def test_a_text_deleted_after_it_was_resolved_is_refused_without_change(tmp_path):
+    from edgerag.store.collection import StaleDuplicates
+
+    col = Collection.open(tmp_path, "c", EMB, create=True)
+    _write(col, "/a.txt", [LONG, "kept text"])
+    texts = [LONG, "new text"]
+    ids = col.resolve_duplicates(texts, "/c.txt")  # LONG resolves to a's text ...
+    _write(col, "/a.txt", ["kept text"], seed=3)  # ... which a's next version deletes
+    before = col.counts()
+    chunks = [ChunkRecord(t, None, None, 0, len(t), 10) for t in texts]
+    with pytest.raises(StaleDuplicates) as err:
+        col.write_document("/c.txt", "h", 1, "txt", None, chunks, ids, {1: _vec(9)})
+    assert err.value.indices == [0] and col.counts() == before and col.problems() == []
+    col.close()
+
+
+def test_headings_are_indexed_but_not_part_of_the_cited_passage(tmp_path):
+    from edgerag.store.collection import indexed_text
+
+    col = Collection.open(tmp_path, "c", EMB, create=True)
+    _write(col, "/other.txt", ["The lighthouse keeper logs the weather.", "Coffee beans keep best in the dark."])
+    body = "Remove the burr carrier and rinse it under warm water."
+    chunks = [ChunkRecord(body, 3, "Maintenance > Descaling", 0, len(body), 12)]
+    col.write_document("/m.md", "h", 1, "md", None, chunks, col.resolve_duplicates([body], "/m.md",
+                                                                                      ["Maintenance > Descaling"]),
+                       {0: _vec(1)})
+    hit_ids = [t for t, _ in col.bm25("descaling", 5)]
+    assert hit_ids, "a question naming the section heading must match it"
+    hit = col.hits(hit_ids)[hit_ids[0]]
+    assert hit.text == body and hit.heading == "Maintenance > Descaling"
+    assert indexed_text("Maintenance > Descaling", body).startswith("Maintenance > Descaling")
+    # the same words under another heading are another indexed text
+    assert col.resolve_duplicates([body], "/n.md", ["Cleaning"]) == [None]
+    assert col.resolve_duplicates([body], "/n.md", ["Maintenance > Descaling"]) != [None]
+    col.close()
+
+
+def test_reconcile_rebuilds_a_vector_file_holding_other_vectors(tmp_path):
+    col = Collection.open(tmp_path, "c", EMB, create=True)
+    _write(col, "/a.txt", ["one text here", "two text here", "three text here"])
+    col.close()
+    # the same labels with other vectors (a reindex killed between its commit and its file save, or a restored
+    # backup): labels agree, so only comparing vectors finds it
+    from edgerag.store.vectors import HnswVectors
+
+    col = Collection.open(tmp_path, "c", EMB)
+    ids = sorted(col.vectors.live_labels())
+    col.close()
+    stale = HnswVectors(tmp_path / "c" / "vectors.hnsw.other", 8)
+    stale.add(np.array(ids), np.stack([_vec(100 + i) for i in range(len(ids))]))
+    stale.path = tmp_path / "c" / "vectors.hnsw"
+    stale.dirty = True
+    stale.save()
+    col = Collection.open(tmp_path, "c", EMB)
+    assert col.problems() == []
+    assert col.dense(_vec(0), 1)[0][1] > 0.99  # the stored vector of "one text here" is found again
+    col.close()
+
+
+def test_reindex_killed_after_its_commit_is_rebuilt_on_open(tmp_path, monkeypatch):
+    from edgerag.store.vectors import HnswVectors
+
+    col = Collection.open(tmp_path, "c", EMB, create=True)
+    _write(col, "/a.txt", ["one text here", "two text here"])
+    col.close()
+    new = EmbedderId("new-emb", "c" * 64, 8)
+    col = Collection.open(tmp_path, "c", EMB)
+
+    def killed(self):
+        raise KeyboardInterrupt("killed before the new vector file was written")
+
+    monkeypatch.setattr(HnswVectors, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        col.replace_all_embeddings(new, lambda texts: np.stack([_vec(50 + i) for i in range(len(texts))]))
+    col.lock.release()
+    col.conn.close()
+    monkeypatch.undo()
+    col = Collection.open(tmp_path, "c", new)  # committed: the collection now belongs to the new embedder
+    assert col.problems() == []
+    assert col.dense(_vec(50), 1)[0][1] > 0.99
+    col.close()
+
+
+def test_deleted_vector_slots_are_reused(tmp_path):
+    col = Collection.open(tmp_path, "c", EMB, create=True)
+    for round_ in range(6):  # a file rewritten again and again: old texts deleted, new ones added
+        _write(col, "/a.txt", [f"version {round_} sentence {i}" for i in range(50)], seed=round_ * 100)
+    assert col.vectors.index.get_current_count() <= 100  # not 300 tombstones + 50 live
+    assert col.problems() == []
+    col.close()
+
+
+def test_second_writer_is_refused_and_readers_are_not(tmp_path):
+    col = Collection.open(tmp_path, "c", EMB, create=True)
+    _write(col, "/a.txt", ["one text here"])  # holds the write lock from the first write until close
+    reader = Collection.open(tmp_path, "c", EMB)
+    assert reader.documents() and reader.dense(_vec(0), 1)
+    with pytest.raises(CollectionError, match=r"being changed by another edgerag process \(pid \d+\)"):
+        reader.delete_document("/a.txt")
+    reader.close()
+    col.close()
+    other = Collection.open(tmp_path, "c", EMB)  # released on close
+    assert other.delete_document("/a.txt")
+    other.close()
+
+
+def test_vector_file_temp_names_are_unique_per_writer(tmp_path, monkeypatch):
+    from edgerag.store.vectors import HnswVectors
+
+    names = []
+    a, b = HnswVectors(tmp_path / "v.hnsw", 8), HnswVectors(tmp_path / "v.hnsw", 8)
+    for v in (a, b):
+        v.add(np.array([1]), _vec(1)[None])
+        v.index = _Recording(v.index, names)
+        v.save()
+    assert len(set(names)) == 2 and all(n.startswith(str(tmp_path / "v.hnsw.tmp-")) for n in names)
+    assert [p.name for p in tmp_path.iterdir()] == ["v.hnsw"]
+
+
+class _Recording:
+    def __init__(self, index, names):
+        self._index, self._names = index, names
+
+    def save_index(self, path):
+        self._names.append(path)
+        self._index.save_index(path)
+
+    def __getattr__(self, name):
+        return getattr(self._index, name)

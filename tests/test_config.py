@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from edgerag.config import load_settings
@@ -45,3 +47,53 @@ def test_config_show_cli(tmp_path, monkeypatch, capsys):
     assert main(["config", "show", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["settings"]["models_dir"] == str(tmp_path / "models")
+
+
+def test_installed_edgerag_keeps_data_in_the_user_data_folder(tmp_path, monkeypatch):
+    """Outside a source checkout (a normal pip/pipx install) nothing defaults to the package's own folder."""
+    import edgerag.config as config
+
+    monkeypatch.delenv("EDGERAG_HOME", raising=False)
+    monkeypatch.delenv("EDGERAG_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(config, "source_checkout", lambda: None)
+    s = load_settings()
+    assert s.models_dir == tmp_path / "share" / "edgerag" / "models"
+    assert s.data_dir == tmp_path / "share" / "edgerag" / "data"
+    assert config.config_path() == tmp_path / "config" / "edgerag" / "edgerag.toml"
+    package = Path(config.__file__).resolve().parent.parent
+    assert package not in s.models_dir.parents and package not in s.data_dir.parents
+    # the config file there is read, and may move the folders
+    (tmp_path / "config" / "edgerag").mkdir(parents=True)
+    (tmp_path / "config" / "edgerag" / "edgerag.toml").write_text(f'data_dir = "{tmp_path / "mine"}"\n')
+    assert load_settings().data_dir == tmp_path / "mine"
+
+
+def test_source_checkout_keeps_its_local_default(monkeypatch):
+    import edgerag.config as config
+
+    monkeypatch.delenv("EDGERAG_HOME", raising=False)
+    repo = Path(config.__file__).resolve().parent.parent
+    assert config.source_checkout() == repo  # the tests run from the checkout
+    s = load_settings()
+    assert s.models_dir == repo / "models" and s.data_dir == repo / ".edgerag"
+
+
+def test_settings_load_without_tomllib_as_on_python_3_10(tmp_path):
+    """requires-python allows 3.10, which has no tomllib: the declared tomli fallback must do the same job."""
+    import subprocess
+    import sys
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == ">=3.10"
+    assert any(d.startswith("tomli>=") and "python_version < '3.11'" in d for d in pyproject["project"]["dependencies"])
+    pytest.importorskip("tomli")
+    (tmp_path / "edgerag.toml").write_text("top_k = 6\n")
+    code = ("import sys; sys.modules['tomllib'] = None; sys.version_info = (3, 10, 13, 'final', 0)\n"
+            "from edgerag.config import load_settings; print(load_settings().top_k)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "EDGERAG_HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "6"

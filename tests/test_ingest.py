@@ -130,3 +130,106 @@ def test_kill_during_ingest_leaves_a_consistent_resumable_collection(settings, h
     assert report.summary["unchanged"] == counts["documents"]
     final, _ = _consistent(settings)
     assert final["documents"] == 240
+
+
+# -- the batch writer with a deterministic embedder (fast; the faults under test are not about embedding) ---------
+sys.path.insert(0, str(REPO / "bench"))
+from faults import HashEmbedder, integrity  # noqa: E402
+from faults import ingest as hash_ingest  # noqa: E402
+from faults import state as hash_state  # noqa: E402
+
+BLOCKS = {k: f"# Topic {k}\n\nThe {k} paragraph talks about item {k} at length, with enough words to stand on its "
+             f"own as one chunk of text about {k}.\n\n" for k in "ABCDEF"}
+
+
+def _write_files(folder: Path, layout: dict[str, str]) -> None:
+    for f in folder.glob("*.md"):
+        f.unlink()
+    for name, keys in layout.items():
+        (folder / name).write_text("".join(BLOCKS[k] for k in keys), encoding="utf-8")
+
+
+def _edits():
+    """Text moving between files: every (source, target) order among files sorting before, between and after,
+    into an existing or a new file; splits and merges."""
+    start = {"b.md": "AB", "m.md": "CD", "y.md": "EF"}
+    names = ["b.md", "m.md", "y.md", "a-new.md", "n-new.md", "z-new.md"]
+    for src in ("b.md", "m.md", "y.md"):
+        for dst in names:
+            if dst == src:
+                continue
+            end = {k: v for k, v in start.items()}
+            moved = end[src][0]
+            end[src] = end[src][1:]
+            end[dst] = end.get(dst, "") + moved
+            yield f"move {moved} {src}->{dst}", start, end
+    yield "split", start, {"b.md": "A", "a-new.md": "B", "m.md": "CD", "y.md": "EF"}
+    yield "merge", start, {"b.md": "ABCD", "y.md": "EF"}
+    yield "merge into new", start, {"a-new.md": "ABCDEF"}
+    yield "swap", start, {"b.md": "CD", "m.md": "AB", "y.md": "EF"}
+    yield "rotate", start, {"b.md": "EF", "m.md": "AB", "y.md": "CD"}
+
+
+@pytest.mark.parametrize("name,start,end", list(_edits()), ids=[e[0] for e in _edits()])
+def test_text_moving_between_files_in_one_batch(tmp_path, name, start, end):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    _write_files(folder, start)
+    hash_ingest(tmp_path / "data", [folder])
+    _write_files(folder, end)
+    report = hash_ingest(tmp_path / "data", [folder])  # one batch: every file is written by one flush
+    assert not report.failed
+    assert integrity(tmp_path / "data", HashEmbedder()) == []
+    fresh = tmp_path / "fresh"
+    hash_ingest(fresh, [folder])
+    assert hash_state(tmp_path / "data", folder) == hash_state(fresh, folder)
+
+
+def test_changing_chunk_size_rechunks_every_document(tmp_path):
+    folder = tmp_path / "docs"
+    shutil.copytree(SAMPLES, folder)
+    first = hash_ingest(tmp_path / "data", [folder], chunk_tokens=120, overlap=10)
+    assert first.summary["added"] == 3
+    again = hash_ingest(tmp_path / "data", [folder], chunk_tokens=120, overlap=10)
+    assert again.summary["unchanged"] == 3
+    smaller = hash_ingest(tmp_path / "data", [folder], chunk_tokens=40, overlap=5)
+    assert smaller.summary["updated"] == 3 and smaller.new_chunks > 0
+    assert integrity(tmp_path / "data") == []
+    fresh = tmp_path / "fresh"
+    hash_ingest(fresh, [folder], chunk_tokens=40, overlap=5)
+    assert hash_state(tmp_path / "data", folder) == hash_state(fresh, folder)
+
+
+def test_a_file_that_takes_too_long_fails_by_name_and_the_run_goes_on(tmp_path, monkeypatch):
+    from edgerag.ingest import sync as sync_module
+
+    folder = tmp_path / "docs"
+    shutil.copytree(SAMPLES, folder)
+    real = sync_module.load_document
+
+    def load(path):
+        if path.name == "travel-policy.html":
+            time.sleep(30)  # a parser stuck on a pathological file
+        return real(path)
+
+    monkeypatch.setattr(sync_module, "load_document", load)
+    started = time.perf_counter()
+    report = hash_ingest(tmp_path / "data", [folder], time_limit=0.5)
+    assert time.perf_counter() - started < 20
+    assert report.summary["added"] == 2
+    [slow] = report.failed
+    assert slow.path.endswith("travel-policy.html") and "file_time_limit" in slow.reason
+
+
+def test_rm_and_reindex_speak_json(settings, folder, capsys):
+    assert main(["ingest", str(folder), "--json"]) == 0
+    capsys.readouterr()
+    target = folder / "travel-policy.html"
+    assert main(["rm", str(target), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["removed"] == str(target) and out["documents"] == 2
+    assert main(["reindex", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["collection"] == "default" and out["texts"] > 0 and out["embedder"]
+    assert main(["rm", "default", "--all", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"removed_collection": "default"}

@@ -111,3 +111,61 @@ def test_killed_import_leaves_no_listed_model(home):
     assert "half" not in " ".join(store.names())
     store.clean_staging()
     assert not staging.exists()
+
+
+def _fake_model(folder, main_file="model.gguf"):
+    from edgerag.models.manifest import Manifest
+
+    folder.mkdir(parents=True)
+    (folder / "model.gguf").write_bytes(b"GGUF")
+    m = Manifest(name=folder.name, kind="generator", format="gguf", quantization="Q4_1", source="test",
+                 details={"main_file": main_file})
+    m.record_files(folder)
+    m.save(folder)
+
+
+def test_model_names_and_manifest_paths_stay_inside_the_store(tmp_path, monkeypatch, capsys):
+    from edgerag.errors import ModelError
+
+    monkeypatch.setenv("EDGERAG_HOME", str(tmp_path / "home"))
+    store = ModelStore(tmp_path / "home" / "models")
+    victim = tmp_path / "home" / "precious"  # a folder beside the store that happens to hold a manifest.json
+    _fake_model(victim)
+    for name in ("../precious", "..", "a/b", "/etc", ""):
+        assert main(["models", "rm", name]) == 1
+        assert "bad model name" in capsys.readouterr().err
+    assert (victim / "manifest.json").is_file()
+    _fake_model(store.root / "escape", main_file="../../precious/model.gguf")
+    with pytest.raises(ModelError, match="outside the model folder"):
+        store.main_path("escape")
+    (store.root / "escape" / "model.gguf").unlink()
+    _fake_model(store.root / "fine")
+    assert store.main_path("fine").name == "model.gguf"
+
+
+def test_import_refuses_links_and_pickle_weights(home, tmp_path, capsys):
+    store = ModelStore(home / "models")
+    before = _snapshot(home / "models")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    linked = tmp_path / "linked"
+    shutil.copytree(home / "models" / EMBEDDER_INT8, linked)
+    (linked / "manifest.json").unlink()
+    (linked / "notes.txt").symlink_to(secret)
+    assert main(["models", "import", str(linked), "--name", "linked"]) == 1
+    assert "symbolic link" in capsys.readouterr().err
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04 not really a pickle")
+    assert main(["models", "import", str(pickled)]) == 1
+    assert "pickle" in capsys.readouterr().err
+    assert _snapshot(home / "models") == before
+
+    # with safetensors beside it, the pickle file is left behind
+    (pickled / "model.safetensors").write_bytes(b"{}")
+    assert main(["models", "import", str(pickled), "--name", "st", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["name"] == "st" and [f["path"] for f in out["files"]] == ["config.json", "model.safetensors"]
+    assert "st" in store.names()

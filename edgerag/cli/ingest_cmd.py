@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.table import Table
@@ -17,9 +18,9 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", type=Path)
     add_collection_flag(p)
     add_json_flag(p)
-    p.set_defaults(func=ingest_cmd)
     p.add_argument("--watch", action="store_true",
                    help="keep syncing as files change (debounced; Ctrl-C stops); --json prints one line per sync")
+    p.set_defaults(func=ingest_cmd)
 
     p = sub.add_parser("ls", help="list collections, or the documents of one collection")
     p.add_argument("name", nargs="?", help="collection to list documents of")
@@ -30,24 +31,26 @@ def register(sub) -> None:
     p.add_argument("target", help="document path, or the collection name with --all")
     add_collection_flag(p)
     p.add_argument("--all", action="store_true", help="remove the whole collection named by TARGET")
+    add_json_flag(p)
     p.set_defaults(func=rm_cmd)
 
     p = sub.add_parser("reindex", help="re-embed a collection with the active embedder")
     add_collection_flag(p)
+    add_json_flag(p)
     p.set_defaults(func=reindex_cmd)
 
 
 def ingest_cmd(args) -> int:
     from ..ingest import ingest
 
-    settings = settings_from(args)
-    name = collection_name(args, settings)
-    progress = progress_bars(disable=args.json, remaining=False)
     if args.watch:
         from .watch_view import watch_cmd
 
         return watch_cmd(args)
 
+    settings = settings_from(args)
+    name = collection_name(args, settings)
+    progress = progress_bars(disable=args.json, remaining=False)
     state = {"chunks": 0, "start": None}
 
     def on_event(event) -> None:
@@ -86,9 +89,6 @@ def ingest_cmd(args) -> int:
             for o in odd:
                 reasons.add_row(o.path, o.reason)
             console.print(reasons)
-    return 1 if report.failed else 0
-
-
         notes = [o for o in report.outcomes if o.reason and o.status in ("added", "updated")]
         if notes:  # read, but not all of it (scanned pages without OCR, unreadable pages)
             table = Table(title="ingested with warnings")
@@ -97,6 +97,9 @@ def ingest_cmd(args) -> int:
             for o in notes:
                 table.add_row(o.path, o.reason)
             console.print(table)
+    return 1 if report.failed else 0
+
+
 def ls_cmd(args) -> int:
     from ..store.collection import Collection
 
@@ -137,16 +140,24 @@ def rm_cmd(args) -> int:
     settings = settings_from(args)
     if args.all:
         remove_collection(settings.collections_dir, args.target)
-        console.print(f"removed collection {args.target}")
+        if args.json:
+            print_json({"removed_collection": args.target})
+        else:
+            console.print(f"removed collection {args.target}")
         return 0
     from ..errors import BadInputError
 
     name = collection_name(args, settings)
     with Collection.open(settings.collections_dir, name) as col:
         path = str(Path(args.target).expanduser().resolve())
-        if not col.delete_document(path) and not col.delete_document(args.target):
+        removed = path if col.delete_document(path) else args.target if col.delete_document(args.target) else None
+        if removed is None:
             raise BadInputError(f"{args.target}: not a document of collection {name!r}")
-    console.print(f"removed {args.target} from {name}")
+        counts = col.counts()
+    if args.json:
+        print_json({"collection": name, "removed": removed, **counts})
+    else:
+        console.print(f"removed {args.target} from {name}")
     return 0
 
 
@@ -158,8 +169,16 @@ def reindex_cmd(args) -> int:
     settings = settings_from(args)
     name = collection_name(args, settings)
     embedder = load_active_embedder(settings)
-    with Collection.open(settings.collections_dir, name) as col, console.status(f"re-embedding {name}"):
+    started = time.perf_counter()
+    with Collection.open(settings.collections_dir, name) as col, \
+            err_console.status(f"re-embedding {name}") if not args.json else nullcontext():
+        col.acquire_write_lock()
         col.replace_all_embeddings(embedder_id(settings, embedder), embedder.embed)
         counts = col.counts()
-    console.print(f"reindexed {name}: {counts['texts']} texts with {embedder.name}")
+    if args.json:
+        print_json({"collection": name, "embedder": embedder.name, **counts,
+                    "seconds": round(time.perf_counter() - started, 2)})
+    else:
+        console.print(f"reindexed {name}: {counts['texts']} texts with {embedder.name}")
     return 0
+

@@ -37,14 +37,17 @@ def register(sub) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--name", help="name in the store (default: from the file or folder name)")
     p.add_argument("--license", default="unknown")
+    add_json_flag(p)
     p.set_defaults(func=import_cmd)
 
     p = cmds.add_parser("use", help="make a model the active generator or embedder")
     p.add_argument("name")
+    add_json_flag(p)
     p.set_defaults(func=use)
 
     p = cmds.add_parser("rm", help="remove a model that is not active")
     p.add_argument("name")
+    add_json_flag(p)
     p.set_defaults(func=remove)
 
 
@@ -120,17 +123,26 @@ def import_cmd(args) -> int:
     from ..models.importing import import_model
 
     m = import_model(_store(args), args.path, name=args.name, license=args.license)
-    console.print(f"imported {m.name}: {m.kind}, {m.format}, {m.quantization}, {human_size(m.size)}")
+    if args.json:
+        print_json({**asdict(m), "size": m.size})
+    else:
+        console.print(f"imported {m.name}: {m.kind}, {m.format}, {m.quantization}, {human_size(m.size)}")
     return 0
 
 
 def use(args) -> int:
     m = _store(args).use(args.name)
-    console.print(f"active {m.kind}: {m.name}")
+    if args.json:
+        print_json({"active": {m.kind: m.name}})
+    else:
+        console.print(f"active {m.kind}: {m.name}")
     return 0
 
 
 def remove(args) -> int:
     _store(args).remove(args.name)
-    console.print(f"removed {args.name}")
+    if args.json:
+        print_json({"removed": args.name})
+    else:
+        console.print(f"removed {args.name}")
     return 0

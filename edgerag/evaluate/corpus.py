@@ -65,15 +65,5 @@ def scratch_collection(settings: Settings, dataset: str, documents: Iterable[Doc
 
 def paths_of(collection: Collection, text_ids: list[int]) -> dict[int, list[str]]:
     """Every document path that contains each text. A stored text is shared by all documents holding the same
-    (or a near-duplicate) chunk, and a retrieval hit names only the first; a benchmark must credit all of them.
-    (Reads the chunks table directly: the collection API has no such query yet.)"""
-    out: dict[int, list[str]] = {t: [] for t in text_ids}
-    for start in range(0, len(text_ids), 900):
-        part = text_ids[start:start + 900]
-        rows = collection.conn.execute(
-            f"SELECT c.text_id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            f"WHERE c.text_id IN ({','.join('?' * len(part))}) ORDER BY d.id, c.ord", part)
-        for text_id, path in rows:
-            if path not in out[text_id]:
-                out[text_id].append(path)
-    return out
+    (or a near-duplicate) chunk, and a retrieval hit names only the first; a benchmark must credit all of them."""
+    return collection.paths_of(text_ids)

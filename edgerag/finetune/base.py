@@ -3,8 +3,12 @@
 transformers can read a GGUF (dequantized to fp32), but the tokenizer it rebuilds for SmolLM2 is wrong: eos becomes
 <|im_start|>, a BOS is prepended, the digit-splitting pre-tokenizer is dropped, and save_pretrained copies the whole
 GGUF as tokenizer.model. `repair_tokenizer` rebuilds it from the same vocabulary with the right specials and
-pre-tokenizer; tests check its ids equal llama.cpp's. The dequantized model is cached once as an HF folder next to
-the run data (`hf_cache`), so later loads (and QLoRA's 4-bit quantization) start from safetensors in seconds.
+pre-tokenizer — for the tokenizer family it was written for (SmolLM2's BPE, `tokenizer.ggml.pre = smollm`) only.
+Whatever tokenizer results, its ids are checked against llama.cpp's own tokenizer on probe texts (digits,
+accents, code, CJK, the chat markup) before anything is cached: a mismatch (e.g. a SentencePiece model such as
+TinyLlama or Mistral) is refused, because training on other token ids than the runtime uses would silently
+produce a broken model. The dequantized model is cached once as an HF folder next to the run data (`hf_cache`),
+so later loads (and QLoRA's 4-bit quantization) start from safetensors in seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from ..errors import ModelError, require
 from ..models import ModelStore
 
 SUPPORTED_ARCHS = ("llama",)  # what the GGUF exporter knows how to write back
+REPAIRED_PRE_TOKENIZERS = ("smollm",)  # the GGUF pre-tokenizer types repair_tokenizer reproduces
+PROBE_TEXTS = (
+    "Hello world! How are you today?",
+    "In 1998, 12345 people paid $3.50 each; 2+2=4.",
+    "naïve café — Ünïcödé ✓ 日本語のテキスト",
+    "def f(x):\n    return x ** 2  # squared\n\n\tindented",
+    "   leading spaces,  double  spaces and trailing   ",
+    "<|im_start|>user\nWhat is the warranty?<|im_end|>\n<|im_start|>assistant\n",
+)
 
 
 @dataclass
@@ -46,10 +59,37 @@ def repair_tokenizer(tokenizer, chat_template: str | None):
 
 
 def _gguf_arch(path: Path) -> str:
+    return _gguf_fields(path, "general.architecture")[0] or "unknown"
+
+
+def _gguf_fields(path: Path, *keys: str) -> list:
     from gguf import GGUFReader
 
-    field = GGUFReader(str(path)).fields.get("general.architecture")
-    return field.contents() if field else "unknown"
+    fields = GGUFReader(str(path)).fields
+    return [fields[k].contents() if k in fields else None for k in keys]
+
+
+def llama_cpp_token_ids(gguf: Path, texts) -> list[tuple[list[int], list[int]]]:
+    """llama.cpp's ids for each text: (without BOS/specials added, with what the GGUF says to add)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    return [(vocab.tokenize(t.encode("utf-8"), add_bos=False, special=True),
+             vocab.tokenize(t.encode("utf-8"), add_bos=True, special=True)) for t in texts]
+
+
+def verify_tokenizer(tokenizer, gguf: Path, name: str) -> None:
+    """Refuse a tokenizer whose ids differ from llama.cpp's (the runtime's) on any probe text."""
+    for text, (plain, added) in zip(PROBE_TEXTS, llama_cpp_token_ids(gguf, PROBE_TEXTS)):
+        for got, want, how in ((tokenizer.encode(text, add_special_tokens=False), plain, "without specials"),
+                               (tokenizer.encode(text), added, "with BOS/specials")):
+            if got != want:
+                at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+                raise ModelError(
+                    f"{name}: the tokenizer rebuilt from the GGUF disagrees with llama.cpp's on {text!r} ({how}: "
+                    f"token {at} is {got[at:at + 3]} vs llama.cpp {want[at:at + 3]}); finetuning on it would "
+                    "train other token ids than the runtime uses. Import the model's HF folder instead "
+                    "(`edgerag models import DIR` with config.json, safetensors and tokenizer.json)")
 
 
 def prepare_base(settings, name: str | None = None, say=lambda _m: None) -> BaseModel:
@@ -81,9 +121,12 @@ def _dequantize_gguf(gguf: Path, out: Path) -> None:
     transformers = require("transformers")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     raw = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = repair_tokenizer(raw, raw.chat_template)
+    tok_model, pre = _gguf_fields(gguf, "tokenizer.ggml.model", "tokenizer.ggml.pre")
+    tokenizer = repair_tokenizer(raw, raw.chat_template) if tok_model == "gpt2" and pre in REPAIRED_PRE_TOKENIZERS \
+        else raw
+    verify_tokenizer(tokenizer, gguf, gguf.name)  # before the slow part: a refused model costs seconds
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -21,7 +21,8 @@ def ingest(settings: Settings, paths: list[Path], collection_name: str,
     discover(paths)  # a missing path is an error before anything is created
     collection, embedder = open_collection(settings, collection_name, create=True)
     with collection:
-        return sync(collection, embedder, paths, settings.chunk_tokens, settings.chunk_overlap, on_event)
+        return sync(collection, embedder, paths, settings.chunk_tokens, settings.chunk_overlap, on_event,
+                    file_time_limit=settings.file_time_limit)
 
 
 __all__ = ["ingest"]

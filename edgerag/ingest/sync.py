@@ -5,26 +5,39 @@ Per file, by content hash (sha256 of the bytes):
   renamed (new path, hash of a document whose old path is gone) → path updated, nothing re-embedded
   new or changed                        → parsed, chunked, embedded, written in one transaction
   gone (under a synced folder, not on disk) → removed with its vectors
-Files that cannot be read are reported with a reason and the run goes on.
+Files that cannot be read are reported with a reason and the run goes on. An e-mail's attachments become
+documents of their own ("mail.eml::report.pdf", see attachments.py).
 
 Embedding is batched across files (small files would otherwise make tiny, slow batches); each file is still
 committed on its own, so a kill loses at most the files not yet committed, and the next run redoes only those.
+Duplicates are resolved when a file is prepared, so an earlier file of the same batch may delete a text a later
+one was going to share (text moved between files): that file is resolved again and what is now new embedded.
+
+A document is "unchanged" only if its bytes *and* the chunking it was split with are unchanged (see
+chunking_stamp): a new chunk size, overlap or chunker version re-chunks every document on the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInputError
-from ..store.collection import ChunkRecord, Collection
+from ..store.collection import ChunkRecord, Collection, StaleDuplicates, indexed_text
 from .chunker import chunk_sections
+from .attachments import is_attachment, parent_of, rename_children, sync_attachments
 from .loaders import SUPPORTED_SUFFIXES, UnreadableFile, load_document
 
 EMBED_BATCH_CHUNKS = 256  # pending new chunks that trigger an embedding pass
+# Bump when the chunker or what gets indexed changes, so existing collections are re-chunked on the next ingest.
+# 2: headings indexed with their chunk's text. 3: Markdown tables, cut between rows, header repeated.
+CHUNKER_VERSION = 3
 SAVE_EVERY_TEXTS = 4000  # vector-file saves during a long run (SQLite is the truth; this bounds replay work)
 
 
@@ -77,6 +90,7 @@ class _Pending:
     status: str
     chunks: list[ChunkRecord]
     text_ids: list[int | None]
+    note: str = ""  # the loader's warnings (e.g. scanned pages), shown with the outcome
 
 
 def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -96,6 +110,10 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return list(dict.fromkeys(files)), [Path(p).expanduser().resolve() for p in paths]
 
 
+def chunking_stamp(chunk_tokens: int, chunk_overlap: int) -> str:
+    return f"v{CHUNKER_VERSION}:{chunk_tokens}:{chunk_overlap}"
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -112,9 +130,9 @@ def _under(path: str, roots: list[Path]) -> bool:
 class _BatchWriter:
     """Collects parsed documents, embeds their new chunks in large batches, commits each document on its own."""
 
-    def __init__(self, collection: Collection, embedder, report: IngestReport, done, on_event):
+    def __init__(self, collection: Collection, embedder, report: IngestReport, done, on_event, chunking: str = ""):
         self.collection, self.embedder, self.report = collection, embedder, report
-        self.done, self.on_event = done, on_event
+        self.done, self.on_event, self.chunking = done, on_event, chunking
         self.pending: list[_Pending] = []
         self.texts_since_save = 0
 
@@ -127,7 +145,7 @@ class _BatchWriter:
         t = self.report.timings
         todo = [(p, i) for p in self.pending for i, tid in enumerate(p.text_ids) if tid is None]
         t0 = time.perf_counter()
-        vectors = self.embedder.embed([p.chunks[i].text for p, i in todo],
+        vectors = self.embedder.embed([indexed_text(p.chunks[i].heading, p.chunks[i].text) for p, i in todo],
                                       progress=lambda n: self.on_event(IngestEvent("embedded", chunks=n))) \
             if todo else []
         t["embed"] += time.perf_counter() - t0
@@ -137,9 +155,9 @@ class _BatchWriter:
         t0 = time.perf_counter()
         for p in self.pending:
             new = by_doc.get(id(p), {})
-            self.collection.write_document(p.path, p.content_hash, p.size, p.fmt, p.title, p.chunks, p.text_ids, new)
+            self._write(p, new)
             self.report.new_chunks += len(new)
-            self.done(FileOutcome(p.path, p.status, chunks=len(p.chunks)))
+            self.done(FileOutcome(p.path, p.status, p.note, chunks=len(p.chunks)))
         self.texts_since_save += len(todo)
         if self.texts_since_save >= SAVE_EVERY_TEXTS:
             self.collection.save()
@@ -147,20 +165,75 @@ class _BatchWriter:
         t["index"] += time.perf_counter() - t0
         self.pending.clear()
 
-    def prepare(self, path: str, digest: str, size: int, loaded, status: str, chunk_tokens: int,
-                chunk_overlap: int) -> None:
+    def _write(self, p: _Pending, new: dict) -> None:
+        for _attempt in range(3):
+            try:
+                self.collection.write_document(p.path, p.content_hash, p.size, p.fmt, p.title, p.chunks,
+                                               p.text_ids, new, chunking=self.chunking)
+                return
+            except StaleDuplicates:
+                # Texts this file shared were deleted by an earlier file of the batch: resolve again, embed
+                # the chunks that are new now, retry (nothing was written).
+                p.text_ids = self.collection.resolve_duplicates([c.text for c in p.chunks], p.path,
+                                                                [c.heading for c in p.chunks])
+                missing = [i for i, tid in enumerate(p.text_ids) if tid is None and i not in new]
+                if missing:
+                    vectors = self.embedder.embed([indexed_text(p.chunks[i].heading, p.chunks[i].text)
+                                                   for i in missing])
+                    new.update(zip(missing, vectors))
+        raise RuntimeError(f"{p.path}: duplicates kept changing while writing")  # a bug: one writer holds the lock
+
+    def chunk(self, loaded, chunk_tokens: int, chunk_overlap: int) -> list[ChunkRecord]:
         t0 = time.perf_counter()
         chunks = chunk_sections(loaded.sections, self.embedder.count_tokens_batch, chunk_tokens, chunk_overlap)
-        text_ids = self.collection.resolve_duplicates([c.text for c in chunks], path)
         self.report.timings["chunk"] += time.perf_counter() - t0
-        self.add(_Pending(path, digest, size, loaded.format, loaded.title, status, chunks, text_ids))
+        return chunks
+
+    def add_chunks(self, path: str, digest: str, size: int, loaded, status: str, chunks: list[ChunkRecord]) -> None:
+        t0 = time.perf_counter()
+        text_ids = self.collection.resolve_duplicates([c.text for c in chunks], path, [c.heading for c in chunks])
+        self.report.timings["chunk"] += time.perf_counter() - t0
+        self.add(_Pending(path, digest, size, loaded.format, loaded.title, status, chunks, text_ids,
+                          "; ".join(loaded.warnings)))
+
+    def prepare(self, path: str, digest: str, size: int, loaded, status: str, chunk_tokens: int,
+                chunk_overlap: int) -> None:
+        self.add_chunks(path, digest, size, loaded, status, self.chunk(loaded, chunk_tokens, chunk_overlap))
+
+
+class _TooSlow(BaseException):
+    """Raised into a parser that ran past the file time limit (BaseException: parsers' `except Exception`
+    handlers must not turn it into a "corrupt file" of their own)."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after `seconds` with _TooSlow. A SIGALRM timer, so only where signals can be used (POSIX,
+    main thread: the CLI); elsewhere (the TUI's worker thread) the block runs unlimited."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def fire(_signum, _frame):
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int = 220, chunk_overlap: int = 32,
-         on_event: Callable[[IngestEvent], None] = lambda e: None) -> IngestReport:
+         on_event: Callable[[IngestEvent], None] = lambda e: None, file_time_limit: float = 0) -> IngestReport:
     report = IngestReport(collection.name)
     started = time.perf_counter()
     t = report.timings
+    collection.acquire_write_lock()  # refuse now, not after minutes of parsing, if another writer is busy
+    stamp = chunking_stamp(chunk_tokens, chunk_overlap)
     files, roots = discover(paths)
     t["scan"] += time.perf_counter() - started
     on_event(IngestEvent("scanned", files_total=len(files)))
@@ -169,13 +242,15 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
         report.outcomes.append(outcome)
         on_event(IngestEvent("file", files_total=len(files), outcome=outcome))
 
-    writer = _BatchWriter(collection, embedder, report, done, on_event)
+    writer = _BatchWriter(collection, embedder, report, done, on_event, stamp)
     # Decide every file's fate first, so renames are recognised before the old paths count as deleted.
     t0 = time.perf_counter()
     on_disk = {str(f) for f in files}
     hashes: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for f in files:
         try:
+            sizes[str(f)] = f.stat().st_size
             hashes[str(f)] = _sha256(f)
         except OSError as exc:
             done(FileOutcome(str(f), "failed", _os_reason(exc)))
@@ -187,35 +262,43 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
             continue
         digest = hashes[key]
         existing = collection.document(key)
-        if existing and existing.content_hash == digest:
+        if existing and existing.content_hash == digest and existing.chunking == stamp:
             done(FileOutcome(key, "unchanged", chunks=existing.n_chunks))
             continue
         if not existing:
-            moved = next((d for d in collection.documents_with_hash(digest)
-                          if d.path not in on_disk and not Path(d.path).exists()), None)
+            moved = next((d for d in collection.documents_with_hash(digest) if not is_attachment(d.path)
+                          and d.path not in on_disk and not Path(d.path).exists()), None)
             if moved:
                 collection.rename_document(moved.path, key)
+                rename_children(collection, moved.path, key)
                 done(FileOutcome(key, "renamed", f"from {moved.path}", moved.n_chunks))
                 continue
         if f.suffix.lower() not in SUPPORTED_SUFFIXES:
             done(FileOutcome(key, "unsupported", f"unsupported type {f.suffix or '(no extension)'}"))
             continue
-        t0 = time.perf_counter()
+        t0, chunk_before = time.perf_counter(), t["chunk"]
         try:
-            loaded = load_document(f)
-        except UnreadableFile as exc:
+            with _time_limit(file_time_limit):
+                loaded = load_document(f)
+                chunks = writer.chunk(loaded, chunk_tokens, chunk_overlap)
+        except (UnreadableFile, _TooSlow) as exc:
+            reason = str(exc) if isinstance(exc, UnreadableFile) else \
+                f"gave up after {file_time_limit:g}s reading it (setting file_time_limit)"
             # A file that was readable before keeps its old version searchable; the reason says it is stale.
-            done(FileOutcome(key, "failed", f"{exc} (previous version kept)" if existing else str(exc)))
+            done(FileOutcome(key, "failed", f"{reason} (previous version kept)" if existing else reason))
             continue
         finally:
-            t["parse"] += time.perf_counter() - t0
-        writer.prepare(key, digest, f.stat().st_size, loaded, "updated" if existing else "added",
-                       chunk_tokens, chunk_overlap)
+            t["parse"] += time.perf_counter() - t0 - (t["chunk"] - chunk_before)
+        writer.add_chunks(key, digest, sizes[key], loaded, "updated" if existing else "added", chunks)
+        if loaded.attachments or (existing and existing.format in ("eml", "msg")):
+            sync_attachments(collection, writer, key, loaded.attachments, stamp, done,
+                             lambda p, st, why, n: FileOutcome(p, st, why, n), chunk_tokens, chunk_overlap)
     writer.flush()
 
     t0 = time.perf_counter()
     for doc in collection.documents():
-        if doc.path not in on_disk and _under(doc.path, roots) and not Path(doc.path).exists():
+        source = parent_of(doc.path)  # an attachment goes when the file it came in goes
+        if source not in on_disk and _under(source, roots) and not Path(source).exists():
             collection.delete_document(doc.path)
             done(FileOutcome(doc.path, "removed", chunks=doc.n_chunks))
     collection.save()
@@ -240,19 +323,21 @@ def sync_records(collection: Collection, embedder, records: list[Record], chunk_
 
     report = IngestReport(collection.name)
     started = time.perf_counter()
+    collection.acquire_write_lock()
+    stamp = chunking_stamp(chunk_tokens, chunk_overlap)
     on_event(IngestEvent("scanned", files_total=len(records)))
 
     def done(outcome: FileOutcome) -> None:
         report.outcomes.append(outcome)
         on_event(IngestEvent("file", files_total=len(records), outcome=outcome))
 
-    writer = _BatchWriter(collection, embedder, report, done, on_event)
+    writer = _BatchWriter(collection, embedder, report, done, on_event, stamp)
     for rec in records:
         text = f"{rec.title}\n\n{rec.text}" if rec.title else rec.text
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         path = f"record://{rec.key}"
         existing = collection.document(path)
-        if existing and existing.content_hash == digest:
+        if existing and existing.content_hash == digest and existing.chunking == stamp:
             done(FileOutcome(path, "unchanged", chunks=existing.n_chunks))
             continue
         if not text.strip():

@@ -1,4 +1,10 @@
-"""`edgerag models import PATH`: bring a GGUF file, an HF model folder or an ONNX embedder folder into the store."""
+"""`edgerag models import PATH`: bring a GGUF file, an HF model folder or an ONNX embedder folder into the store.
+
+Only regular files are copied: a folder holding a symbolic link is refused (a link could pull any file of the
+machine into the store, or loop). Weights must be safetensors (or ONNX/GGUF): pickle checkpoints
+(pytorch_model.bin, *.pt, *.ckpt) can run code when loaded, so they are refused, or left behind when the folder
+also has safetensors.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import BadInputError
-from .inspect import classify_dir, gguf_quantization, read_gguf
+from .inspect import PICKLE_PATTERNS, classify_dir, gguf_quantization, read_gguf
 from .manifest import Manifest
 from .store import ModelStore
 
@@ -32,6 +38,10 @@ def import_model(store: ModelStore, path: Path, name: str | None = None, license
         )
         return store.add(manifest, lambda d: shutil.copy2(path, d / path.name))
 
+    links = [p for p in path.rglob("*") if p.is_symlink()]
+    if links:
+        raise BadInputError(f"{path}: {links[0].relative_to(path)} is a symbolic link; models import copies only "
+                            "regular files (replace the link by the file it points to)")
     fmt = classify_dir(path)
     config = {}
     if (path / "config.json").is_file():
@@ -46,7 +56,8 @@ def import_model(store: ModelStore, path: Path, name: str | None = None, license
                         source=f"path:{path.resolve()}", license=license, details=details)
 
     def build(staging: Path) -> None:
-        shutil.copytree(path, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("manifest.json", ".git"))
+        shutil.copytree(path, staging, dirs_exist_ok=True, symlinks=True,
+                        ignore=shutil.ignore_patterns("manifest.json", ".git", *PICKLE_PATTERNS))
 
     return store.add(manifest, build)
 

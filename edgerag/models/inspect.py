@@ -59,6 +59,10 @@ def gguf_quantization(meta: dict) -> str:
     return FILE_TYPES.get(meta.get("file_type"), f"ftype-{meta.get('file_type')}")
 
 
+# Weight files in Python's pickle format: loading one can execute arbitrary code.
+PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+
+
 def classify_dir(path: Path) -> str:
     """'onnx' (an ONNX embedder folder) or 'hf' (a transformers model folder); else a BadInputError."""
     has = lambda name: (path / name).is_file()  # noqa: E731
@@ -66,7 +70,11 @@ def classify_dir(path: Path) -> str:
         if not has("tokenizer.json"):
             raise BadInputError(f"{path}: ONNX folder has no tokenizer.json")
         return "onnx"
-    if has("config.json") and any(path.glob("*.safetensors")) or has("pytorch_model.bin"):
+    pickles = sorted(p.name for pattern in PICKLE_PATTERNS for p in path.glob(pattern))
+    if has("config.json") and pickles and not any(path.glob("*.safetensors")):
+        raise BadInputError(f"{path}: weights in pickle format ({pickles[0]}) are refused because loading them can "
+                            "run code; convert them to safetensors first")
+    if has("config.json") and any(path.glob("*.safetensors")):
         try:
             json.loads((path / "config.json").read_text(encoding="utf-8"))
         except ValueError as exc:

@@ -2,12 +2,16 @@
 
 Every addition is built in a staging folder and renamed into place in one step, so a killed process or a
 failed import never leaves a half-written model that the store would list.
+
+Names and manifest paths come from users and from files: every one is checked to stay inside the store
+(`models rm ../x` must not delete a folder elsewhere; a manifest's main_file cannot point outside its model).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +22,22 @@ from .manifest import KINDS, MANIFEST, Manifest, sha256_file
 
 ACTIVE = "active.json"
 STAGING_PREFIX = ".staging-"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ModelError(f"bad model name {name!r}: use letters, digits, '.', '_', '+' or '-' (no '/')")
+    return name
+
+
+def inside(folder: Path, relative: str, what: str) -> Path:
+    """folder/relative, refused if it leaves folder (absolute path, '..', or a link pointing out)."""
+    path = folder / relative
+    base = folder.resolve()
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(base):
+        raise ModelError(f"{folder / MANIFEST}: {what} {relative!r} is outside the model folder")
+    return path
 
 
 @dataclass
@@ -44,9 +64,10 @@ class ModelStore:
         return [self.get(n) for n in self.names()]
 
     def exists(self, name: str) -> bool:
-        return (self.root / name / MANIFEST).is_file()
+        return bool(NAME_RE.match(name)) and (self.root / name / MANIFEST).is_file()
 
     def get(self, name: str) -> Manifest:
+        check_name(name)
         if not self.exists(name):
             known = ", ".join(self.names()) or "none; run `edgerag models prepare`"
             raise ModelNotFound(f"no model named {name!r} in {self.root} (models: {known})")
@@ -62,7 +83,7 @@ class ModelStore:
     def main_path(self, name: str) -> Path:
         """The file the runtime opens; a clear error if it vanished from disk."""
         manifest = self.get(name)
-        path = self.root / name / manifest.main_file
+        path = inside(self.root / name, manifest.main_file, "main_file")
         if not path.is_file():
             raise ModelError(f"{path}: model file is missing (run `edgerag models verify`)")
         return path
@@ -111,7 +132,7 @@ class ModelStore:
         build() may set manifest.details; files are checksummed after it returns. On any error the staging
         folder is removed and the store is exactly as before.
         """
-        target = self.root / manifest.name
+        target = self.root / check_name(manifest.name)
         if target.exists() and not replace:
             raise ModelError(f"a model named {manifest.name!r} already exists in {self.root}")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -163,7 +184,11 @@ class ModelStore:
             for entry in manifest.files:
                 if progress:
                     progress(f"{name}/{entry.path}")
-                path = folder / entry.path
+                try:
+                    path = inside(folder, entry.path, "file")
+                except ModelError as exc:
+                    problems.append(VerifyProblem(name, entry.path, str(exc)))
+                    continue
                 if not path.is_file():
                     problems.append(VerifyProblem(name, str(path), "missing"))
                 elif path.stat().st_size != entry.size:

@@ -57,6 +57,25 @@ MIGRATIONS: list[str] = [
     """,
     # 2: a near-duplicate chunk shares its text's vector and FTS row but keeps its own wording for citations
     "ALTER TABLE chunks ADD COLUMN own_text TEXT;",
+    # 3: headings are indexed with their text (a question naming a section must match it in BM25 and dense);
+    # the text's identity includes its heading. documents.chunking records the chunker parameters a document
+    # was split with, so changing chunk_tokens/chunk_overlap re-chunks it instead of calling it unchanged.
+    """
+    ALTER TABLE texts ADD COLUMN heading TEXT;
+    ALTER TABLE documents ADD COLUMN chunking TEXT NOT NULL DEFAULT '';
+    DROP TRIGGER texts_ai;
+    DROP TRIGGER texts_ad;
+    DROP TABLE texts_fts;
+    CREATE VIRTUAL TABLE texts_fts USING fts5(heading, text, content='texts', content_rowid='id',
+                                              tokenize='porter unicode61');
+    CREATE TRIGGER texts_ai AFTER INSERT ON texts BEGIN
+        INSERT INTO texts_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text);
+    END;
+    CREATE TRIGGER texts_ad AFTER DELETE ON texts BEGIN
+        INSERT INTO texts_fts(texts_fts, rowid, heading, text) VALUES ('delete', old.id, old.heading, old.text);
+    END;
+    INSERT INTO texts_fts(texts_fts) VALUES ('rebuild');
+    """,
 ]
 
 
