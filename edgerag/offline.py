@@ -49,9 +49,16 @@ def network_allowed() -> bool:
     return os.environ.get(OPT_IN, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+# Set by apply(): onnxruntime was imported before edgerag with its telemetry on. It reads the variable at import,
+# so nothing we set afterwards stops it (`onnxruntime.disable_telemetry_events()` does not either: measured).
+_ORT_TELEMETRY_LATCHED = False
+
+
 def apply() -> None:
     """Force the no-network variables, unless the user opted in. Runs at `import edgerag`."""
+    global _ORT_TELEMETRY_LATCHED
     if not network_allowed():
+        _ORT_TELEMETRY_LATCHED = "onnxruntime" in sys.modules and os.environ.get("ORT_DISABLE_TELEMETRY") != "1"
         os.environ.update(NO_NETWORK)
     # Tokenizers' own thread pool fights onnxruntime and llama.cpp for the same few cores.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -65,6 +72,10 @@ def keep_caches_in(cache_root: Path) -> None:
         os.environ.setdefault(var, str(cache_root / sub))
 
 
-def late_imports() -> list[str]:
-    """Dependencies that were imported before edgerag and so may have latched their settings already."""
-    return [name for name in ("onnxruntime", "huggingface_hub", "transformers") if name in sys.modules]
+def check_onnxruntime() -> None:
+    """Refuse to start an onnxruntime session whose telemetry is already running (called before every session)."""
+    if _ORT_TELEMETRY_LATCHED and not network_allowed():
+        from .errors import EdgeragError
+
+        raise EdgeragError("onnxruntime was imported before edgerag, with its telemetry on: import edgerag first, or "
+                           "set ORT_DISABLE_TELEMETRY=1 before onnxruntime is imported")

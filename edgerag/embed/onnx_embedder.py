@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import offline
 from ..errors import ModelError
 
 
 class OnnxEmbedder:
     def __init__(self, folder: Path, model_file: str = "model.onnx", threads: int = 0,
                  batch_size: int = 32, max_tokens: int | None = None, name: str = ""):
+        offline.check_onnxruntime()  # refuses if onnxruntime's telemetry started before edgerag could stop it
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
