@@ -14,6 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
+# Before any baseline (sentence-transformers, txtai, onnxruntime) is imported: their telemetry and hub access
+# are switched off for the whole bench process, ours and the baselines alike (edgerag/offline.py).
+import edgerag  # noqa: E402,F401
 
 
 def bench_home() -> Path:

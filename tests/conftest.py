@@ -1,5 +1,5 @@
-"""Shared fixtures. Every test runs with network sockets blocked (pytest-socket, see pyproject addopts), so
-passing tests are also the proof that nothing here touches the network.
+"""Shared fixtures. Every test runs with Python sockets blocked (pytest-socket, see pyproject addopts); native code
+can bypass that, which is what tests/test_offline_proof.py checks at the system-call level.
 
 The bundled models are prepared once per session into a temporary EDGERAG_HOME; tests that need their own
 store copy that folder (cheap) instead of preparing again.
@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+import edgerag  # noqa: F401  first: dependencies' telemetry/hub access off before any test imports them
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
