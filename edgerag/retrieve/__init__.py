@@ -1,4 +1,5 @@
-"""Question → ranked chunks: dense (hnswlib), sparse (FTS5 bm25), hybrid (reciprocal-rank fusion), rerank."""
+"""Question → ranked chunks: dense (hnswlib), sparse (BM25, FTS5-equal scores from the derived keyword index), hybrid
+(reciprocal-rank fusion), rerank."""
 
 from .search import Hit, Retriever
 

@@ -1,4 +1,4 @@
-"""Dense, BM25 and hybrid retrieval over one collection.
+"""Dense, BM25 and hybrid retrieval over one collection (BM25 from the derived keyword index, store/keyword.py).
 
 Hybrid is weighted reciprocal-rank fusion (Cormack et al. 2009): score = Σ w_r / (rrf_k + rank_r). It needs no
 score calibration between cosine and bm25, which is why it is the default.
@@ -47,11 +47,12 @@ class Retriever:
             raise BadInputError("empty question")
         if mode not in MODES:
             raise BadInputError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
-        if self.collection.counts()["texts"] == 0:
-            raise CollectionError(f"collection {self.collection.name!r} is empty: run `edgerag ingest PATH`")
         n = max(k, self.candidates)
         dense = dict(self.collection.dense(self.embedder.embed_one(query), n)) if mode != "bm25" else {}
         sparse = dict(self.collection.bm25(query, n)) if mode != "dense" else {}
+        # Counting rows costs three table scans (~1 ms at 8k chunks): only when nothing came back is it worth it.
+        if not dense and not sparse and self.collection.counts()["texts"] == 0:
+            raise CollectionError(f"collection {self.collection.name!r} is empty: run `edgerag ingest PATH`")
         if mode == "dense":
             ranked = sorted(dense, key=dense.get, reverse=True)
             scores = dense
