@@ -9,6 +9,7 @@ RUNTIME_MODULES = [
     "edgerag", "edgerag.cli", "edgerag.config", "edgerag.models", "edgerag.embed", "edgerag.store",
     "edgerag.ingest", "edgerag.ingest.sync", "edgerag.retrieve", "edgerag.generate.answer",
     "edgerag.generate.chat", "edgerag.generate.llm", "edgerag.runtime",
+    "edgerag.serve", "edgerag.serve.app", "edgerag.serve.server", "edgerag.cli.serve_cmd",
 ]
 
 

@@ -1,6 +1,16 @@
-"""Models: the store's models with lineage and checksums; set the active generator and embedder; import."""
+"""Models: the store's models with lineage and checksums; set the active generator and embedder; import;
+start and stop `edgerag serve` (the OpenAI-compatible server) and show its URL.
+
+The server runs as a child process (`edgerag serve --quiet`): llama.cpp generation and uvicorn then never compete
+with the UI for the GIL, a crash in either cannot take the other down, and the UI process stays as light as it was.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
 
 from rich.table import Table
 from rich.text import Text
@@ -27,12 +37,19 @@ class ModelsScreen(SectionScreen):
         Binding("u", "use", "Use"),
         Binding("v", "verify", "Verify"),
         Binding("i", "import_model", "Import"),
+        Binding("s", "toggle_serve", "Serve"),
     ]
+    SERVE_PORT = 8000  # the OpenAI-compatible server's port (`edgerag serve`'s default); 0 picks a free one
 
     class Loaded(Message):
         def __init__(self, manifests: list, active: dict[str, str]):
             super().__init__()
             self.manifests, self.active = manifests, active
+
+    class ServeChanged(Message):
+        def __init__(self, state: str, url: str | None = None, note: str = ""):
+            super().__init__()
+            self.state, self.url, self.note = state, url, note  # state: starting | on | off
 
     class Verified(Message):
         def __init__(self, problems: list):
@@ -44,6 +61,9 @@ class ModelsScreen(SectionScreen):
         self.manifests: list = []
         self.active: dict[str, str] = {}
         self.problems: dict[str, list[str]] | None = None  # model → problems, after a verify
+        self.serve_process: asyncio.subprocess.Process | None = None
+        self.serve_url: str | None = None
+        self.serve_busy = False  # from pressing s until the server process has ended
 
     @property
     def store(self) -> ModelStore:
@@ -53,6 +73,7 @@ class ModelsScreen(SectionScreen):
         yield NavBar(self.SECTION)
         with Vertical(id="models-body"):
             yield Label("", id="models-title", classes="pane-title")
+            yield Label(self._serve_text("off"), id="serve-status")
             yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="model-detail", classes="pane"):
                 yield Static("", id="model-info")
@@ -65,6 +86,9 @@ class ModelsScreen(SectionScreen):
 
     def reload(self) -> None:
         self.load()
+
+    def on_unmount(self) -> None:
+        self._stop_server()
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="reading the models store")
     def load(self) -> None:
@@ -189,3 +213,88 @@ class ModelsScreen(SectionScreen):
         self.app.data_changed()
         self._seen_version = self.app.data_version
         self.load()
+
+    # -- edgerag serve -------------------------------------------------------------------------------------
+    @property
+    def serving(self) -> bool:
+        return self.serve_process is not None and self.serve_process.returncode is None
+
+    def serve_command(self) -> list[str]:
+        return [sys.executable, "-m", "edgerag.cli", "serve", "--port", str(self.SERVE_PORT), "--quiet"]
+
+    def action_toggle_serve(self) -> None:
+        if self.serving:
+            self._stop_server()
+            self.query_one("#serve-status", Label).update(self._serve_text("stopping"))
+        elif not self.serve_busy:
+            self.serve_busy = True
+            self.run_server(self.serve_command())
+
+    def worker_failed(self, worker) -> None:
+        if worker.group == "serve":
+            self.on_models_screen_serve_changed(self.ServeChanged("off"))
+
+    def _stop_server(self) -> None:
+        if self.serving:
+            try:
+                os.killpg(self.serve_process.pid, signal.SIGTERM)  # uvicorn shuts down gracefully on SIGTERM
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    @staticmethod
+    def _serve_text(state: str, url: str | None = None) -> Text:
+        if state == "on":
+            return Text.assemble(("serve ", "bold"), ("● ", "bold green"), (url or "", "bold cyan"),
+                                 ("  OpenAI-compatible; model rag:<collection> answers with citations · "
+                                  "s stops", "dim"))
+        if state in ("starting", "stopping"):
+            return Text.assemble(("serve ", "bold"), (f"{state}…", "yellow"))
+        return Text.assemble(("serve ", "bold"), ("off", "dim"),
+                             ("  press s to start an OpenAI-compatible server on this machine", "dim"))
+
+    @work(group="serve", exit_on_error=False, description="edgerag serve")
+    async def run_server(self, command: list[str]) -> None:
+        settings = self.app.settings
+        # The child must see the stores this app shows, whatever the app was started with.
+        env = {**os.environ, "EDGERAG_MODELS_DIR": str(settings.models_dir),
+               "EDGERAG_DATA_DIR": str(settings.data_dir)}
+        log_path = settings.data_dir / "serve.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.post_message(self.ServeChanged("starting"))
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(command)}\n")
+            log.flush()
+            self.serve_process = proc = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
+                start_new_session=True)
+            while True:
+                try:
+                    raw = await asyncio.wait_for(proc.stdout.readline(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    if self.app.stopping.is_set():
+                        self._stop_server()
+                    continue
+                if not raw:
+                    break
+                line = raw.decode("utf-8", "replace").strip()
+                if "listening on " in line:
+                    self.post_message(self.ServeChanged("on", line.split("listening on ", 1)[1]))
+            try:
+                returncode = await asyncio.wait_for(proc.wait(), timeout=10)
+            except asyncio.TimeoutError:
+                os.killpg(proc.pid, signal.SIGKILL)
+                returncode = await proc.wait()
+        lines = [x for x in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+        note = "" if returncode in (0, -signal.SIGTERM) else f"exit {returncode}: {lines[-1] if lines else ''}"
+        self.post_message(self.ServeChanged("off", note=note))
+
+    def on_models_screen_serve_changed(self, message: ServeChanged) -> None:
+        self.serve_url = message.url if message.state == "on" else None
+        self.serve_busy = message.state != "off"
+        self.query_one("#serve-status", Label).update(self._serve_text(message.state, message.url))
+        if message.state == "on":
+            self.notify(f"serving on {message.url}", timeout=5)
+        elif message.state == "off" and message.note:
+            self.notify(f"edgerag serve stopped ({message.note}); log in "
+                        f"{display_path(str(self.app.settings.data_dir / 'serve.log'))}", severity="error",
+                        timeout=15)
