@@ -1,58 +1,116 @@
-"""Synthetic training data from a real collection (XQuAD-en paragraphs): grounded targets in the runtime prompt
-format, a document-level split, a held-out question file the gate can read, and a data card that adds up."""
+"""Synthetic training data v2 from real collections: targets shaped like the runtime prompt asks (a sentence copied
+from the cited source, holding the exact answer span, ending with its marker), the oracle at varied positions among
+hard distractors that do not answer, a measured refusal share, a data card whose counts add up, and a split that
+never leaves an empty validation file (the demo's 3 files)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from edgerag.errors import BadInputError
 from edgerag.evaluate.datasets import load_squad
-from edgerag.finetune.data import DataConfig, read_jsonl, synthesize
-from edgerag.generate.prompts import NOT_FOUND
+from edgerag.finetune.data import DataConfig, answer_sentence, read_jsonl, synthesize
+from edgerag.generate.prompts import NOT_FOUND, SYSTEM_PROMPT
 from edgerag.retrieve import Retriever
 from edgerag.runtime import open_collection
 from xquad import build_collection
 
+REPO = Path(__file__).resolve().parents[1]
 
-def test_synthesized_examples_are_grounded_split_and_counted(settings, tmp_path):
+
+def _sources(user_message: str) -> dict[int, str]:
+    body = user_message.split("\n\nQuestion:")[0].removeprefix("Sources:\n")
+    return {int(n): text for n, text in re.findall(r"^\[(\d+)\] \([^)]*\) (.*?)(?=\n\n\[\d+\] |\Z)", body, re.S | re.M)}
+
+
+def test_targets_are_cited_source_sentences_with_varied_oracle_positions(settings, tmp_path):
     build_collection(settings, "xq", n_articles=6)
     collection, embedder = open_collection(settings, "xq")
     with collection:
         retriever = Retriever.from_settings(collection, embedder, settings)
-        config = DataConfig("xq", tmp_path / "data", max_examples=20, use_generator=False, val_fraction=0.34)
+        config = DataConfig("xq", tmp_path / "data", max_examples=60, use_generator=False, val_fraction=0.34,
+                            p_refusal=0.2)
         card = synthesize(collection, retriever, None, config)
-        doc_of = dict(collection.conn.execute("SELECT text_id, doc_id FROM chunks").fetchall())
-        text_of = dict(collection.conn.execute("SELECT id, text FROM texts").fetchall())
+        doc_of = {h.text_id: h.doc_id for h in collection.all_hits()}
 
     train, val = read_jsonl(tmp_path / "data" / "train.jsonl"), read_jsonl(tmp_path / "data" / "val.jsonl")
-    assert card.examples == {"train": len(train), "val": len(val)} and len(train) + len(val) == 20
-    assert val and train
+    assert card.examples == {"train": len(train), "val": len(val)} and len(train) + len(val) == 60
+    assert card.split.startswith("by document") and val and train
     assert not {doc_of[e["meta"]["text_id"]] for e in train} & {doc_of[e["meta"]["text_id"]] for e in val}
-    oracle = 0
+    positions, sizes, refusals = Counter(), Counter(), 0
     for example in train + val:
         meta, messages = example["meta"], example["messages"]
-        assert messages[-1]["role"] == "assistant" and messages[-2]["role"] == "user"
-        assert meta["answer"] in text_of[meta["text_id"]]  # quote check
-        target = messages[-1]["content"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+        assert messages[0]["content"] == SYSTEM_PROMPT
+        sources, target = _sources(messages[1]["content"]), messages[2]["content"]
+        assert len(sources) == meta["n_sources"] and 1 <= len(sources) <= 5
+        sizes[len(sources)] += 1
         if meta["oracle_position"] is None:
-            assert target == NOT_FOUND
+            refusals += 1
+            assert target == NOT_FOUND and all(meta["answer"] not in s for s in sources.values())
             continue
-        oracle += 1
         n = meta["oracle_position"] + 1
-        assert target == f"{meta['answer']} [{n}]"
-        cited = re.search(rf"\[{n}\][^\n]*\n(.*?)(?=\n\[\d+\]|\Z)", messages[-2]["content"], re.S)
-        assert cited and meta["answer"] in messages[-2]["content"]
-    assert oracle == card.with_oracle and 0.6 <= oracle / 20 <= 0.95  # p_oracle = 0.8
+        positions[n] += 1
+        match = re.fullmatch(rf"(.+) \[{n}\]\.", target)
+        assert match, target
+        claim = match.group(1)
+        assert meta["answer"] in claim and claim[1:] in sources[n]  # the exact span, copied from the source
+        assert len(claim.split()) <= config.target_words
+        assert all(meta["answer"] not in text for k, text in sources.items() if k != n)  # distractors don't answer
+    assert len(positions) >= 3 and len(sizes) >= 3  # the oracle moves; prompts hold 2..5 sources
+    assert refusals == card.refusals and 0.05 <= refusals / 60 <= 0.4  # p_refusal = 0.2
+    assert card.with_oracle + card.refusals == 60 and sum(card.oracle_positions.values()) == card.with_oracle
+    # every candidate tried is either an example or a rejection counted under its reason
+    assert card.candidates == 60 + sum(card.rejections.values())
+    assert "span not quoted from chunk" not in card.rejections
     card_file = json.loads((tmp_path / "data" / "data_card.json").read_text())
-    assert card_file["sha256"] == card.sha256 and card_file["question_sources"] == {"cloze": 20}
+    assert card_file["sha256"] == card.sha256 and card_file["question_sources"] == {"cloze": 60}
 
     heldout = load_squad(tmp_path / "data" / "heldout.json")
     assert len(heldout.items) == len(val)
     assert {i.question for i in heldout.items} == {e["meta"]["question"] for e in val}
     assert all(heldout.contexts[i.gold[0]].text.count(i.answers[0]) for i in heldout.items)
+
+
+def test_demo_collection_splits_by_chunk_and_never_writes_an_empty_val(settings, tmp_path):
+    from edgerag.cli import main
+
+    assert main(["ingest", str(REPO / "docs" / "samples"), "-c", "demo"]) == 0
+    out = tmp_path / "demo-data"
+    assert main(["finetune", "data", "-c", "demo", "--out", str(out), "--no-generator"]) == 0
+    card = json.loads((out / "data_card.json").read_text())
+    assert card["split"].startswith("by chunk"), card["split"]
+    train, val = read_jsonl(out / "train.jsonl"), read_jsonl(out / "val.jsonl")  # both non-empty (no error)
+    assert card["examples"] == {"train": len(train), "val": len(val)} and train and val
+    # a stale empty val.jsonl from an older run is removed when a split leaves no validation examples
+    (out / "val.jsonl").write_text("")
+    collection, embedder = open_collection(settings, "demo")
+    with collection:
+        retriever = Retriever.from_settings(collection, embedder, settings)
+        card2 = synthesize(collection, retriever, None, DataConfig("demo", out, use_generator=False,
+                                                                   val_fraction=0))
+    assert card2.split.startswith("none") and not (out / "val.jsonl").exists() and card2.examples["val"] == 0
+
+
+def test_answer_sentence_keeps_the_span_in_a_clause_window():
+    sentence = ("The Panthers, who had lost only one game all season under head coach Ron Rivera, finished the "
+                "regular season with a 15–1 record, the best in franchise history, and then beat the Arizona "
+                "Cardinals 49–15 in the NFC Championship Game.")
+    for span in ("15–1", "Ron Rivera", "49–15", "Arizona Cardinals"):
+        claim = answer_sentence(sentence, span, 25)
+        assert span in claim and claim[1:] in sentence
+        assert len(claim.split()) <= 25
+    assert answer_sentence("Paris is the capital of France.", "Paris", 25) == "Paris is the capital of France"
+
+
+def test_data_module_reads_the_store_through_its_api():
+    source = (REPO / "edgerag" / "finetune" / "data.py").read_text()
+    assert ".conn" not in source
 
 
 def test_too_few_chunks_is_a_clear_error(settings, tmp_path):

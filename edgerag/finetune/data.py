@@ -1,19 +1,21 @@
-"""`edgerag finetune data`: training examples synthesized from a collection by the local generator.
+"""`edgerag finetune data`: training examples synthesized from a collection, shaped like the answers we want.
 
-Recipe (RAFT, Zhang et al. 2024; ALoFTRAG; Finetune-RAG), adapted to a 135M generator that writes weak free-form
-questions:
-1. Sample chunks round-robin across documents (diversity), in a seeded random order.
-2. Pick an answer span in the chunk extractively (a number/date, a capitalised name, or a short noun phrase
-   ending a sentence); ask the generator to write a question whose answer is that span (answer-aware question
-   generation is much easier for a small model than open question writing). If its question fails the filters,
-   fall back to a cloze question made from the sentence itself (span → "what"), which is always grounded.
-3. Filters, each counted in the data card: the span must be in the chunk (quote check); the question must look like
-   a question, not contain the answer, and not be a duplicate; and it must retrieve its own chunk in the top-k
-   (round-trip filter) — a question retrieval cannot answer teaches nothing at run time.
-4. Each example is a chat in exactly the runtime prompt format: k numbered sources, the oracle chunk among retrieved
-   distractors with probability p_oracle (else only distractors), and the target "<span> [n]" or the not-found
-   answer.
-5. Train/validation split by document, so validation questions come from documents training never saw.
+Recipe (RAFT, Zhang et al. 2024; ALoFTRAG; robustness to irrelevant context), v2 after measuring v1 (bare "span [n]"
+targets and 20% refusals taught a 135M model to answer in 2 words and refuse half of answerable questions):
+1. Walk every chunk (round-robin across documents, seeded order) and several sentences per chunk; in each sentence
+   pick an answer span extractively (a number/date, a capitalised name, else the sentence's last words).
+2. Question: the generator writes one for the span (answer-aware question generation, few-shot) within a budget of
+   tries; where it fails the filters, or the budget is spent, a cloze question made from the sentence (span → wh-word).
+3. Target = what the runtime system prompt asks for: one short sentence copied from the source that contains the
+   exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
+   window of it when long). It is verified with the citation check against the source it cites.
+4. Sources: the oracle chunk at a random position among 1-4 distractors, hard ones from BM25 and the runtime's
+   hybrid retrieval, never one that also contains the span. A share `p_refusal` of examples shows distractors only
+   and teaches the not-found reply.
+5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
+   round-trip retrieval; cloze round-trip retrieval; duplicate question; target not supported by its source.
+6. Split: by document when the collection has enough documents (validation questions from documents training never
+   saw); otherwise by chunk; with fewer than 2 usable chunks there is no validation file. The card says which.
 """
 
 from __future__ import annotations
@@ -24,24 +26,31 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
+from ..text import split_sentences
+from ..text import words as word_tokens
 
-MIN_CHUNKS = 8
+MIN_CHUNKS = 2  # an example needs its chunk and at least one distractor
 
 
 @dataclass
 class DataConfig:
     collection: str
     out_dir: Path
-    max_examples: int = 300
-    k_sources: int = 4  # sources per prompt, as `ask` gives (settings.top_k)
-    p_oracle: float = 0.8  # share of examples whose sources include the chunk that answers
+    max_examples: int = 1500
+    max_distractors: int = 4  # each prompt shows the oracle among 1..max_distractors others
+    p_refusal: float = 0.1  # share of examples with distractors only (target: the not-found reply)
+    spans_per_chunk: int = 6  # sentences used per chunk (one question each)
+    generator_tries: int = 150  # generator questions cost ~1 s each on 2 cores; the rest are cloze
+    target_words: int = 25  # a longer source sentence is cut to a clause window around the answer
+    window_words: int = 0  # > 0: trim every source to this many words around the answer (faster training)
     roundtrip_k: int = 5
-    val_fraction: float = 0.15  # of documents
+    val_fraction: float = 0.1
     use_generator: bool = True  # False: cloze questions only (fast, deterministic; used by tests)
     seed: int = 0
 
@@ -49,67 +58,99 @@ class DataConfig:
 @dataclass
 class DataCard:
     config: dict
-    chunks_sampled: int = 0
+    chunks: int = 0
+    candidates: int = 0  # (chunk, sentence, span) triples tried
     examples: dict = field(default_factory=dict)  # split -> count
+    split: str = ""
     with_oracle: int = 0
+    refusals: int = 0
+    oracle_positions: dict = field(default_factory=dict)  # "position/sources" -> count
     question_sources: dict = field(default_factory=dict)  # generator / cloze -> accepted count
     generator_acceptance: float = 0.0
     rejections: dict = field(default_factory=dict)  # reason -> count
     filters: list[str] = field(default_factory=lambda: [
-        "answer span must occur verbatim in the chunk (quote check)",
-        "question: 4-40 words, ends with '?', does not contain the answer",
-        "round-trip: the question retrieves its own chunk in the top-k",
+        "generator question: ends with '?', 4-40 words, does not contain the answer, asks for a number when the "
+        "answer is one, shares 2+ content words with the sentence",
+        "round-trip: the question retrieves its own chunk in the top-k (generator and cloze questions)",
         "no duplicate questions (normalised)",
+        "the target sentence is supported by the source it cites (citation check)",
     ])
     sha256: str = ""
 
 
-@dataclass
-class Candidate:
-    text_id: int
-    doc_id: int
-    chunk: str
-    sentence: str
-    span: str
-
-
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_DATE = re.compile(rf"\b(?:{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{4}})\b")
 _NUMBERISH = re.compile(r"\b(?:\d[\d,.]*(?:\s?(?:%|percent|metres|meters|km|miles|years?|days?|hours?|minutes?|"
                         r"grams?|kg|euros?|dollars?|million|billion|nautical miles))?)\b")
 _NAME = re.compile(r"\b(?:[A-Z][a-z]+(?:\s+(?:of|the|de|von)?\s*[A-Z][a-z]+)+)\b")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def pick_span(chunk: str, rng: random.Random) -> tuple[str, str] | None:
-    """(sentence, span): a short answer span in one sentence of the chunk, preferring numbers and names."""
-    sentences = [s.strip() for s in _SENTENCE.split(chunk) if 6 <= len(s.split()) <= 60]
-    rng.shuffle(sentences)
-    for sentence in sentences:
-        for pattern in (_NUMBERISH, _NAME):
-            found = [m.group(0).strip(" ,.") for m in pattern.finditer(sentence)]
-            found = [f for f in found if f and not sentence.startswith(f) and len(f) >= 2]
-            if found:
-                return sentence, rng.choice(found)
-    for sentence in sentences:  # last resort: the sentence's final few words
-        words = sentence.rstrip(".!?").split()
-        if len(words) >= 8:
-            return sentence, " ".join(words[-3:])
-    return None
+def sentences_of(chunk: str) -> list[str]:
+    return [s.strip() for s in split_sentences(chunk) if 6 <= len(s.split()) <= 60]
+
+
+def pick_span(sentence: str, rng: random.Random) -> str | None:
+    """A short answer span in the sentence, preferring numbers and names (what real questions ask for)."""
+    for pattern in (_DATE, _NUMBERISH, _NAME):
+        found = [m.group(0).strip(" ,.") for m in pattern.finditer(sentence)
+                 # a number inside a name ("Super Bowl 50") or a date ("February 7, 2016") is not an answer alone
+                 if not (pattern is _NUMBERISH and re.search(r"(?:[A-Z]\w*|\d,?)\s+$", sentence[: m.start()]))]
+        found = [f for f in found if len(f) >= 2 and not sentence.startswith(f)]
+        if found:
+            return rng.choice(found)
+    words = sentence.rstrip(".!?").split()
+    return " ".join(words[-3:]) if len(words) >= 8 else None
 
 
 def cloze_question(sentence: str, span: str) -> str:
-    asked = "when" if re.fullmatch(r"\d{3,4}", span) else ("how many" if span[:1].isdigit() else "what")
-    body = sentence.rstrip(" .!?").replace(span, asked, 1)
+    asked = ("when" if re.fullmatch(r"1\d{3}|20\d{2}", span) or _DATE.fullmatch(span)
+             else "how many" if span[:1].isdigit() else "what")
+    body = sentence.rstrip(" .!?")
+    if asked == "when":  # "played in when" → "played when"
+        body = re.sub(rf"\b(?:in|on|at|during|by|since)\s+(?={re.escape(span)})", "", body, count=1)
+    body = body.replace(span, asked, 1)
     return body[:1].upper() + body[1:] + "?"
 
 
+def answer_sentence(sentence: str, span: str, max_words: int) -> str:
+    """The source sentence (or a window of whole clauses around the span, for long ones) without end punctuation;
+    always a verbatim substring of the sentence except for a capitalised first letter."""
+    text = sentence.strip().rstrip(".!?;:, ")
+    if len(text.split()) <= max_words:
+        return text
+    cuts = [0] + [m.end() for m in re.finditer(r"[,;:]\s+|\s+(?=\()|\s+[-–—]\s+", text)] + [len(text)]
+    clauses = list(zip(cuts, cuts[1:]))  # (start, end) character ranges
+    where = text.find(span)
+    at = next((i for i, (a, b) in enumerate(clauses) if a <= where and where + len(span) <= b), None)
+    words = lambda lo, hi: len(text[clauses[lo][0]: clauses[hi][1]].split())  # noqa: E731
+    if where < 0 or at is None or words(at, at) > max_words:  # no clause fits: a plain word window
+        tokens, first = text.split(), text[: max(where, 0)].count(" ")
+        lo = max(0, first - max_words // 3)
+        out = " ".join(tokens[lo: lo + max_words])
+    else:
+        lo = hi = at
+        while True:  # grow by whole clauses while under the limit, preferring the left (it holds the subject)
+            if lo > 0 and words(lo - 1, hi) <= max_words:
+                lo -= 1
+            elif hi + 1 < len(clauses) and words(lo, hi + 1) <= max_words:
+                hi += 1
+            else:
+                break
+        out = text[clauses[lo][0]: clauses[hi][1]]
+    out = out.strip().rstrip(",;:–—- ")
+    return out[:1].upper() + out[1:]
+
+
 def _norm(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
+    return " ".join(word_tokens(text))
 
 
 _NUMBER_CUES = ("how", "when", "year", "number", "percent", "score", "date", "amount", "price", "age", "many", "much")
 
 
-def question_problem(question: str, span: str, sentence: str = "") -> str | None:
+def question_problem(question: str, span: str, sentence: str) -> str | None:
+    from ..text import content_words
+
     words = question.split()
     if not question.endswith("?"):
         return "not a question"
@@ -117,16 +158,11 @@ def question_problem(question: str, span: str, sentence: str = "") -> str | None
         return "question length"
     if _norm(span) and _norm(span) in _norm(question):
         return "question contains the answer"
-    q = _norm(question)
     # The question must ask for the kind of thing the span is (a 135M model often asks about something else).
-    if span[:1].isdigit() and not any(cue in q.split() for cue in _NUMBER_CUES):
+    if span[:1].isdigit() and not any(cue in _norm(question).split() for cue in _NUMBER_CUES):
         return "question does not ask for a number or date"
-    if sentence:
-        from ..generate.citations import content_words
-
-        shared = set(content_words(question)) & set(content_words(sentence))
-        if len(shared) < 2:
-            return "question not grounded in the sentence"
+    if len(set(content_words(question)) & set(content_words(sentence))) < 2:
+        return "question not grounded in the sentence"
     return None
 
 
@@ -148,88 +184,125 @@ def generator_question(generator, sentence: str, span: str) -> str:
     return first[: first.index("?") + 1] if "?" in first else first
 
 
+def _plan_split(by_doc: dict[int, list], docs: list[int], config: DataConfig) -> tuple[set, set, str]:
+    """(validation documents, validation chunks, description). Documents when there are enough of them, so
+    validation measures transfer to unseen documents; else chunks; else no validation at all."""
+    if config.val_fraction <= 0:
+        return set(), set(), "none (val_fraction 0): training runs without validation"
+    every = max(2, round(1 / config.val_fraction))
+    if len(docs) >= every:  # every n-th document in shuffled order: both splits fill as sampling proceeds
+        val_docs = {d for i, d in enumerate(docs) if i % every == every - 1}
+        return val_docs, set(), f"by document: {len(val_docs)} of {len(docs)} documents held out"
+    chunks = [h.text_id for d in docs for h in by_doc[d]]
+    if len(chunks) >= 3:
+        val_chunks = {t for i, t in enumerate(chunks) if i % every == every - 1} or {chunks[-1]}
+        return set(), val_chunks, (f"by chunk: only {len(docs)} documents, so {len(val_chunks)} of {len(chunks)} "
+                                   "chunks held out (validation questions come from training documents)")
+    return set(), set(), f"none: only {len(chunks)} chunks; training runs without validation"
+
+
 def synthesize(collection, retriever, generator, config: DataConfig,
                on_event: Callable[[dict], None] = lambda e: None) -> DataCard:
-    """Write train.jsonl, val.jsonl and data_card.json into config.out_dir; returns the card."""
+    """Write train.jsonl, val.jsonl (when there is a validation split), heldout.json and data_card.json."""
     rng = random.Random(config.seed)
-    rows = collection.conn.execute(
-        "SELECT t.id, t.text, min(c.doc_id) AS doc FROM texts t JOIN chunks c ON c.text_id = t.id "
-        "GROUP BY t.id").fetchall()
-    if len(rows) < MIN_CHUNKS:
-        raise BadInputError(f"collection {collection.name!r} has {len(rows)} usable chunks; synthetic data needs "
+    hits = collection.all_hits()
+    if len(hits) < MIN_CHUNKS:
+        raise BadInputError(f"collection {collection.name!r} has {len(hits)} usable chunks; synthetic data needs "
                             f"at least {MIN_CHUNKS} (ingest more documents)")
     by_doc: dict[int, list] = defaultdict(list)
-    for row in rows:
-        by_doc[row[2]].append(row)
+    for hit in hits:
+        by_doc[hit.doc_id].append(hit)
     docs = sorted(by_doc)
     rng.shuffle(docs)
     for d in docs:
         rng.shuffle(by_doc[d])
-    # Every n-th document (in the shuffled order) is held out, so both splits fill up as sampling proceeds.
-    every = max(2, round(1 / config.val_fraction)) if config.val_fraction > 0 and len(docs) > 1 else 0
-    val_docs = {d for i, d in enumerate(docs) if every and i % every == every - 1}
-    order = [by_doc[d][i] for i in range(max(len(v) for v in by_doc.values())) for d in docs if i < len(by_doc[d])]
+    val_docs, val_chunks, split = _plan_split(by_doc, docs, config)
+    # candidates: the r-th sentence of every chunk before any chunk's (r+1)-th, documents interleaved
+    ranked = []
+    for d_i, d in enumerate(docs):
+        for c_i, hit in enumerate(by_doc[d]):
+            sentences = sentences_of(hit.text)
+            rng.shuffle(sentences)
+            ranked += [((r, c_i, d_i), hit, s) for r, s in enumerate(sentences[: config.spans_per_chunk])]
+    ranked.sort(key=lambda x: x[0])
 
-    card = DataCard(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()})
-    rejections: Counter = Counter()
-    sources_used: Counter = Counter()
+    card = DataCard(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+                    chunks=len(hits), split=split)
+    rejections, sources_used, positions = Counter(), Counter(), Counter()
     generator_tries = 0
-    seen_questions: set[str] = set()
+    seen: set[str] = set()
     examples: dict[str, list] = {"train": [], "val": []}
-    for row in order:
-        if sum(len(v) for v in examples.values()) >= config.max_examples:
+    for _, hit, sentence in ranked:
+        if len(examples["train"]) + len(examples["val"]) >= config.max_examples:
             break
-        card.chunks_sampled += 1
-        text_id, chunk, doc_id = row[0], row[1], row[2]
-        picked = pick_span(chunk, rng)
-        if not picked:
-            rejections["no answer span in chunk"] += 1
+        card.candidates += 1
+        span = pick_span(sentence, rng)
+        if not span:
+            rejections["no answer span in the sentence"] += 1
             continue
-        sentence, span = picked
-        if span not in chunk:
-            rejections["span not quoted from chunk"] += 1
-            continue
-        question, origin = None, None
-        if config.use_generator and generator is not None:
+        question = origin = None
+        if config.use_generator and generator is not None and generator_tries < config.generator_tries:
             generator_tries += 1
-            candidate = generator_question(generator, sentence, span)
-            problem = question_problem(candidate, span, sentence)
+            asked = generator_question(generator, sentence, span)
+            problem = question_problem(asked, span, sentence)
             if problem:
                 rejections[f"generator: {problem}"] += 1
-            elif not _roundtrip(retriever, candidate, text_id, config.roundtrip_k):
+            elif not _roundtrip(retriever, asked, hit.text_id, config.roundtrip_k):
                 rejections["generator: round-trip retrieval failed"] += 1
             else:
-                question, origin = candidate, "generator"
+                question, origin = asked, "generator"
         if question is None:
-            candidate = cloze_question(sentence, span)
-            if question_problem(candidate, span) or not _roundtrip(retriever, candidate, text_id, config.roundtrip_k):
+            asked = cloze_question(sentence, span)
+            if _norm(span) in _norm(asked):  # the span occurs twice in the sentence
+                rejections["cloze: question contains the answer"] += 1
+                continue
+            if not _roundtrip(retriever, asked, hit.text_id, config.roundtrip_k):
                 rejections["cloze: round-trip retrieval failed"] += 1
                 continue
-            question, origin = candidate, "cloze"
-        if _norm(question) in seen_questions:
+            question, origin = asked, "cloze"
+        if _norm(question) in seen:
             rejections["duplicate question"] += 1
             continue
-        seen_questions.add(_norm(question))
-        example = _example(retriever, question, span, text_id, config, rng)
-        card.with_oracle += example["meta"]["oracle_position"] is not None
+        example, problem = _example(retriever, question, span, sentence, hit, config, rng)
+        if problem:
+            rejections[problem] += 1
+            continue
+        seen.add(_norm(question))
+        meta = example["meta"]
+        meta["origin"] = origin
         sources_used[origin] += 1
-        examples["val" if doc_id in val_docs else "train"].append(example)
-        on_event({"event": "example", "done": sum(len(v) for v in examples.values()), "total": config.max_examples,
-                  "origin": origin})
+        if meta["oracle_position"] is None:
+            card.refusals += 1
+        else:
+            card.with_oracle += 1
+            positions[f"{meta['oracle_position'] + 1}/{meta['n_sources']}"] += 1
+        held_out = hit.doc_id in val_docs or hit.text_id in val_chunks
+        examples["val" if held_out else "train"].append(example)
+        on_event({"event": "example", "done": len(examples["train"]) + len(examples["val"]),
+                  "total": config.max_examples, "origin": origin})
 
+    if not examples["train"]:
+        raise BadInputError(f"collection {collection.name!r}: no training example passed the filters "
+                            f"(rejections: {dict(rejections)})")
+    if not examples["val"] and (val_docs or val_chunks):
+        card.split += "; no validation example passed the filters, so training runs without validation"
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    for split, items in examples.items():
-        _write_atomic(config.out_dir / f"{split}.jsonl",
-                      "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
-    heldout = heldout_squad(collection, val_docs, examples["val"])
+    (config.out_dir / "data_card.json").unlink(missing_ok=True)  # the card marks a complete folder: last to go in
+    for split_name, items in examples.items():
+        path = config.out_dir / f"{split_name}.jsonl"
+        if items:
+            _write_atomic(path, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+        else:
+            path.unlink(missing_ok=True)  # never an empty file that `finetune train --data` would reject
+    heldout = heldout_squad(hits, val_docs, val_chunks, examples["val"])
     _write_atomic(config.out_dir / "heldout.json", json.dumps(heldout, ensure_ascii=False))
     card.examples = {k: len(v) for k, v in examples.items()}
     card.question_sources = dict(sources_used)
+    card.oracle_positions = dict(sorted(positions.items()))
     card.generator_acceptance = round(sources_used["generator"] / generator_tries, 3) if generator_tries else 0.0
-    card.rejections = dict(rejections)
-    card.sha256 = hashlib.sha256(b"".join((config.out_dir / f"{s}.jsonl").read_bytes()
-                                          for s in ("train", "val"))).hexdigest()
-    # written last: its presence marks a complete data folder (a killed run redoes synthesis)
+    card.rejections = dict(rejections.most_common())
+    card.sha256 = hashlib.sha256(b"".join((config.out_dir / f"{s}.jsonl").read_bytes() for s in ("train", "val")
+                                          if (config.out_dir / f"{s}.jsonl").is_file())).hexdigest()
     _write_atomic(config.out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
     return card
 
@@ -240,19 +313,16 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def heldout_squad(collection, val_docs: set[int], val_examples: list[dict]) -> dict:
-    """The validation questions as a SQuAD v1.1 file for the A/B gate: every chunk of the held-out documents is a
-    context (so retrieval has the same distractors a user's question meets), each question attached to its own."""
-    ids = sorted(val_docs)
-    rows = collection.conn.execute(
-        f"SELECT DISTINCT t.id, t.text FROM texts t JOIN chunks c ON c.text_id = t.id "
-        f"WHERE c.doc_id IN ({','.join('?' * len(ids))}) ORDER BY t.id", ids).fetchall() if ids else []
+def heldout_squad(hits: list, val_docs: set[int], val_chunks: set[int], val_examples: list[dict]) -> dict:
+    """The validation questions as a SQuAD v1.1 file for the A/B gate: every held-out chunk is a context (so
+    retrieval meets the same distractors a user's question meets), each question attached to its own."""
     questions: dict[int, list] = defaultdict(list)
     for n, ex in enumerate(val_examples):
         meta = ex["meta"]
         questions[meta["text_id"]].append({"id": f"val-{n}", "question": meta["question"],
                                            "answers": [{"text": meta["answer"]}]})
-    paragraphs = [{"context": text, "qas": questions.get(text_id, [])} for text_id, text in rows]
+    paragraphs = [{"context": h.text, "qas": questions.get(h.text_id, [])} for h in hits
+                  if h.doc_id in val_docs or h.text_id in val_chunks]
     return {"version": "edgerag-heldout", "data": [{"title": "held-out documents", "paragraphs": paragraphs}]}
 
 
@@ -260,22 +330,46 @@ def _roundtrip(retriever, question: str, text_id: int, k: int) -> bool:
     return any(h.text_id == text_id for h in retriever.search(question, k, "hybrid"))
 
 
-def _example(retriever, question: str, span: str, text_id: int, config: DataConfig, rng: random.Random) -> dict:
-    hits = retriever.search(question, config.k_sources + 1, "hybrid")
-    oracle = next((h for h in hits if h.text_id == text_id), None)
-    distractors = [h for h in hits if h.text_id != text_id]
-    include = oracle is not None and rng.random() < config.p_oracle
-    if include:
-        sources = distractors[: config.k_sources - 1]
-        position = rng.randrange(len(sources) + 1)
-        sources.insert(position, oracle)
-        target = f"{span} [{position + 1}]"
+def _window(text: str, anchor: str, words: int) -> str:
+    """About `words` words of text around anchor (kept whole)."""
+    tokens = text.split()
+    if not words or len(tokens) <= words or anchor not in text:
+        return text
+    first = text[: text.index(anchor)].count(" ")
+    size = max(words, len(anchor.split()))
+    lo = max(0, min(first - (size - len(anchor.split())) // 2, len(tokens) - size))
+    return " ".join(tokens[lo: lo + size])
+
+
+def _example(retriever, question: str, span: str, sentence: str, oracle, config: DataConfig,
+             rng: random.Random) -> tuple[dict | None, str | None]:
+    """One chat in the runtime format, or (None, rejection reason)."""
+    depth = config.max_distractors + 4
+    hard = [retriever.search(question, depth, mode) for mode in ("bm25", "hybrid")]
+    pool, seen = [], {oracle.text_id}
+    for pair in zip(*hard):  # interleaved: lexical near-misses and what the runtime would show
+        for h in pair:
+            if h.text_id not in seen and span not in h.text:  # a distractor that also answers is no distractor
+                seen.add(h.text_id)
+                pool.append(h.source)
+    if not pool:
+        return None, "no distractor without the answer"
+    shown = rng.randint(2, config.max_distractors + 1)  # sources in the prompt
+    claim = answer_sentence(sentence, span, config.target_words)
+    if rng.random() < config.p_refusal:
+        sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[:shown]]
+        position, target = None, NOT_FOUND
     else:
-        sources, position, target = distractors[: config.k_sources], None, NOT_FOUND
-    prompt_sources = [h.source for h in sources]
-    messages = messages_for(question, prompt_sources) + [{"role": "assistant", "content": target}]
-    return {"messages": messages, "meta": {"text_id": text_id, "question": question, "answer": span,
-                                           "oracle_position": position}}
+        sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[: shown - 1]]
+        position = rng.randrange(len(sources) + 1)
+        sources.insert(position, replace(oracle, text=_window(oracle.text, claim[1:], config.window_words)))
+        target = f"{claim} [{position + 1}]."
+        checked = check_answer(target, [s.text for s in sources])
+        if any(s.unsupported for s in checked) or not any(position + 1 in s.supported_by for s in checked):
+            return None, "target not supported by its source (citation check)"
+    messages = messages_for(question, sources) + [{"role": "assistant", "content": target}]
+    return {"messages": messages, "meta": {"text_id": oracle.text_id, "question": question, "answer": span,
+                                           "oracle_position": position, "n_sources": len(sources)}}, None
 
 
 def read_jsonl(path: Path) -> list[dict]:
