@@ -138,3 +138,83 @@ def test_mixed_pairs_give_no_difference():
     base = list(rng.integers(0, 2, size=100).astype(float))
     cand = list(rng.permutation(base))  # same accuracy, different questions right
     assert M.paired_bootstrap(base, cand)[1] == "no different"
+
+
+# -- what the model did vs what the checker did (issue 11) -------------------------------------------------------
+def _answer(text, sources):
+    from edgerag.generate.answer import Answer, Source
+    from edgerag.generate.citations import check_answer
+
+    shown = [Source(i, f"/d/{i}.md", None, None, t, 1.0, 1.0, i) for i, t in enumerate(sources, start=1)]
+    return Answer("q", "q", text, shown, sentences=check_answer(text, sources))
+
+
+def test_check_metrics_separate_model_markers_from_checker_attributions():
+    from edgerag.evaluate.metrics import check_metrics
+
+    sources = ["The Aurora K3 carries a two-year limited warranty.", "The hopper holds 250 grams of coffee beans."]
+    m = check_metrics(_answer("The Aurora K3 has a two-year limited warranty [1]. The hopper holds 250 grams [1].",
+                              sources))
+    assert m["model_markers"] == 1.0 and m["model_citation_precision"] == 0.5  # the second [1] is the wrong source
+    assert m["attribution_rate"] == 0.0 and m["answer_supported"] == 0.0 and m["answer_contradicted"] == 0.0
+    m = check_metrics(_answer("The hopper holds 250 grams of coffee beans.", sources))
+    assert m["model_markers"] == 0.0 and m["model_citation_precision"] is None  # no marker: nothing to grade
+    assert m["attribution_rate"] == 1.0 and m["answer_supported"] == 1.0  # the checker found the source itself
+    m = check_metrics(_answer("The Aurora K3 warranty lasts for 1 year and 20 days [1].", sources))
+    assert m["model_citation_precision"] == 0.0 and m["answer_contradicted"] == 1.0
+    assert m["checks"][0]["status"] == "contradicted" and m["checks"][0]["reasons"] == ["1 year not in [1]",
+                                                                                       "20 days not in [1]"]
+    refused = _answer("Not found in your documents.", sources)
+    refused.not_found = True
+    assert all(v is None for k, v in check_metrics(refused).items() if k != "checks")
+
+
+def _summary(records_by_system, condition="open"):
+    from edgerag.evaluate.qa import metrics_for
+    from edgerag.evaluate.report import summarise
+
+    records = [{"system": s, "item_id": i, **r} for s, rows in records_by_system.items() for i, r in enumerate(rows)]
+    table, comparisons = summarise(records, "system", "item_id", metrics_for(condition), list(records_by_system),
+                                   resamples=200)
+    return {"systems": {s: {"metrics": table[s]} for s in records_by_system}, "comparisons": comparisons}
+
+
+def _rows(n, **values):
+    return [{k: (v(i) if callable(v) else v) for k, v in values.items()} for i in range(n)]
+
+
+def test_gate_guards():
+    from edgerag.evaluate.gate import check_guards
+
+    base = _rows(40, f1=0.3, contains=0.5, refusal=lambda i: float(i < 4), model_citation_precision=0.8)
+    same = {"base": base, "candidate": base}
+    assert all(g.passed for g in check_guards({"open": _summary(same)}))
+    assert {(g.condition, g.metric) for g in check_guards({"open": _summary(same)})} == {
+        ("open", "f1"), ("open", "contains"), ("open", "refusal"), ("open", "model_citation_precision")}
+
+    # F1 up but refusing 15 points more on answerable questions: the +5-point guard fails
+    refuses = _rows(40, f1=0.4, contains=0.5, refusal=lambda i: float(i < 10), model_citation_precision=0.8)
+    failed = [g for g in check_guards({"open": _summary({"base": base, "candidate": refuses})}) if not g.passed]
+    assert [(g.metric, g.rule) for g in failed] == [("refusal", "+5 points")]
+    assert failed[0].describe() == "refusal (open) 10.0 → 25.0: +5 points"
+    # 5 points more is allowed
+    slightly = _rows(40, f1=0.3, contains=0.5, refusal=lambda i: float(i < 6), model_citation_precision=0.8)
+    assert all(g.passed for g in check_guards({"open": _summary({"base": base, "candidate": slightly})}))
+
+    # contains and model-citation precision worse (paired bootstrap), F1 better
+    worse = _rows(40, f1=0.6, contains=lambda i: float(i < 5), refusal=lambda i: float(i < 4),
+                  model_citation_precision=0.2)
+    failed = {g.metric for g in check_guards({"oracle": _summary({"base": base, "candidate": worse})})
+              if not g.passed}
+    assert failed == {"contains", "model_citation_precision"}
+
+    # correct refusal on the unanswerable set: worse fails, better passes
+    refuse_all = _rows(30, refusal=1.0, pipeline_refusal=1.0)
+    refuse_few = _rows(30, refusal=lambda i: float(i < 3), pipeline_refusal=1.0)
+    guards = check_guards({"open": _summary(same),
+                           "unanswerable": _summary({"base": refuse_all, "candidate": refuse_few}, "unanswerable")})
+    assert [(g.condition, g.metric) for g in guards if not g.passed] == [("unanswerable", "refusal")]
+    assert [g.describe() for g in guards if not g.passed] == ["correct refusal (unanswerable) 100.0 → 10.0: not worse"]
+    guards = check_guards({"open": _summary(same),
+                           "unanswerable": _summary({"base": refuse_few, "candidate": refuse_all}, "unanswerable")})
+    assert all(g.passed for g in guards)

@@ -58,8 +58,8 @@ class FakeEngine:
         sentences = [CheckedSentence(first, [1], [1])]
         citations = [Citation(1, sources[0], WARRANTY.split(", covering")[0], True, False)]
         if not interrupted:
-            sentences.append(CheckedSentence(second, [2], []))
-            citations.append(Citation(2, sources[1], KEEPER, False, False))
+            sentences.append(CheckedSentence(second, [2], [], reasons=["[2] is about something else"]))
+            citations.append(Citation(2, sources[1], KEEPER, False, False, ["[2] is about something else"]))
         return Answer(question, query or question, text, sources, sentences, citations, interrupted=interrupted,
                       timings={"tokens_per_s": 42.0})
 

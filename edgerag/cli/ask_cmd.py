@@ -95,15 +95,16 @@ def _print_answer(answer) -> None:
     if answer.citations:
         console.print("[bold]Sources[/]")
         for c in answer.citations:
-            mark = "" if c.supported else " [red](does not support the sentence citing it)[/]"
+            why = f": {'; '.join(c.reasons)}" if c.reasons else ""
+            mark = "" if c.supported else f" [red](does not support the sentence citing it{escape(why)})[/]"
             how = " [dim](matched by edgerag; the model gave no marker)[/]" if c.attributed else ""
             console.print(f"  [{c.number}] [cyan]{escape(c.source.label)}[/]{mark}{how}")
             console.print(f"      “{escape(c.passage)}”", style="dim")
-    unsupported = answer.unsupported_sentences
-    if unsupported:
+    if answer.flagged:
         console.print("[red]Not supported by your documents:[/]")
-        for s in unsupported:
-            console.print(f"  - {escape(s)}")
+        for s in answer.flagged:
+            console.print(f"  - {escape(s.text)}")
+            console.print(f"    [red]{s.status}[/]: {escape('; '.join(s.reasons) or 'no source states it')}")
     if not answer.grounded:
         console.print("[yellow]No sentence of this answer is supported by your documents: "
                       "treat it as not found.[/]")
@@ -117,6 +118,8 @@ def _answer_json(answer) -> dict:
     from dataclasses import asdict
 
     data = asdict(answer)
+    for sentence, checked in zip(data["sentences"], answer.sentences):
+        sentence["status"] = checked.status  # supported | contradicted | unsupported | unchecked
     data["grounded"] = answer.grounded
     data["unsupported_sentences"] = answer.unsupported_sentences
     return data

@@ -1,6 +1,8 @@
 """Metrics, each the standard definition so numbers compare with published ones, plus bootstrap intervals.
 
 - Answers: SQuAD v1.1's official normalisation, exact match and token F1 (max over the gold answers).
+- Citations: what the model wrote (its [n] markers and how many the fact-level checker confirms) apart from what
+  the checker attributed to unmarked sentences (`check_metrics`).
 - Retrieval: trec_eval's definitions as BEIR computes them with pytrec_eval: nDCG@k with linear graded gain
   rel/log2(rank+1) and the ideal DCG over all judged relevant documents; Recall@k over documents with grade > 0;
   MRR@k = 1/rank of the first relevant document within k.
@@ -20,13 +22,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..generate.citations import strip_markers
+from ..text import words
+
 VERDICTS = ("better", "no different", "worse")
 
 # -- answers -----------------------------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
-_MARKERS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
-_WORDS = re.compile(r"\w+(?:['’.-]\w+)*")
 
 
 def normalize_answer(text: str) -> str:
@@ -60,8 +63,27 @@ def contains_answer(text: str, golds: Sequence[str]) -> float:
 
 
 def answer_length(text: str) -> int:
-    """Words in the answer, citation markers not counted."""
-    return len(_WORDS.findall(_MARKERS.sub(" ", text)))
+    """Words in the answer (the package's tokenizer: "two-year" is two), citation markers not counted."""
+    return len(words(strip_markers(text)))
+
+
+def check_metrics(answer) -> dict:
+    """What the model wrote vs what the checker found, per answer (None where undefined: a refusal has no
+    claims to support, an answer without markers no model-citation precision)."""
+    if answer.not_found:
+        return {"model_markers": None, "model_citation_precision": None, "attribution_rate": None,
+                "answer_supported": None, "answer_contradicted": None, "checks": []}
+    claims = [s for s in answer.sentences if s.checked]
+    written = [(n, s) for s in answer.sentences for n in s.cited]
+    return {
+        "model_markers": float(bool(written)),
+        "model_citation_precision": (sum(n in s.supported_by for n, s in written) / len(written)) if written else None,
+        "attribution_rate": (sum(s.attributed for s in claims) / len(claims)) if claims else None,
+        "answer_supported": float(bool(claims) and all(s.supported_by for s in claims)),
+        "answer_contradicted": float(any(s.status == "contradicted" for s in claims)),
+        "checks": [{"text": s.text, "status": s.status, "cited": s.cited, "supported_by": s.supported_by,
+                    "reasons": s.reasons} for s in answer.sentences],
+    }
 
 
 # -- retrieval ---------------------------------------------------------------------------------------------------

@@ -7,11 +7,20 @@ Every question goes through `AnswerEngine.ask`, the same pipeline as `edgerag as
                 a correct system refuses. `pipeline_refusal` also counts the engine's own relevance gate, which
                 would have refused before the model ran.
 
+What the model did is reported apart from what the answer checker did for it (the base model writes markers in
+few answers, so a precision over all citations mostly grades the checker's own attributions):
+- model_markers: share of answers (refusals left out) in which the model wrote at least one [n];
+- model_citation_precision: of the markers the model wrote, the share the checker confirms (the cited source
+  supports the sentence, facts included);
+- attribution_rate: share of claim-bearing sentences whose source the checker found (the model gave no marker);
+- answer_supported: every claim-bearing sentence of the answer is supported (facts included);
+  answer_contradicted: at least one sentence states a number, name or polarity its source contradicts;
+- contains (gold answer in the reply), EM/F1 (SQuAD), refusal (on answerable questions: lower is better; in the
+  unanswerable condition the same number is the correct-refusal rate: higher is better).
 A cited source is *relevant* when it comes from a gold context or contains a gold answer (yes/no answers
-excepted): citation precision = relevant cited / cited, recall = relevant cited / relevant shown.
-`citation_supported` is the share of citations the answer checker finds supported by their source (citations
-include those the checker attributes to unmarked sentences); `model_markers` is the share of answers in which the
-model itself wrote at least one [n] marker. `gold_shown`: a relevant passage was among the sources shown.
+excepted): citation precision = relevant cited / cited, recall = relevant cited / relevant shown (citations
+include the checker's attributions). `citation_supported`: share of all citations the checker finds supported.
+`gold_shown`: a relevant passage was among the sources shown.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pathlib import Path
 
 from ..config import Settings, replace
 from ..errors import BadInputError
-from ..generate.citations import markers, strip_markers
+from ..generate.citations import strip_markers
 from ..retrieve import Hit, Retriever
 from ..retrieve.search import MODES
 from ..store.collection import TextHit
@@ -38,9 +47,10 @@ from .systems import GeneratorSpec, resolve_all
 
 CONDITIONS = ("open", "oracle", "unanswerable")
 # name → higher is better (None: reported, no verdict)
-ANSWER_METRICS = {"em": True, "f1": True, "contains": True, "citation_precision": True, "citation_recall": True,
-                  "citation_supported": True, "model_markers": True, "refusal": False, "gold_shown": None,
-                  "answer_words": None, "tokens_per_s": True}
+ANSWER_METRICS = {"em": True, "f1": True, "contains": True, "refusal": False, "model_markers": True,
+                  "model_citation_precision": True, "attribution_rate": None, "answer_supported": True,
+                  "answer_contradicted": False, "citation_precision": True, "citation_recall": True,
+                  "citation_supported": True, "gold_shown": None, "answer_words": None, "tokens_per_s": True}
 UNANSWERABLE_METRICS = {"refusal": True, "pipeline_refusal": True, "contains": None, "answer_words": None,
                         "tokens_per_s": True}
 IDENTITY = ("kind", "source", "dataset_sha", "condition", "systems", "limit", "seed", "mode", "top_k",
@@ -120,18 +130,6 @@ def wrong_hits(retriever: Retriever, item: QAItem, mode: str, top_k: int) -> tup
     return kept[:top_k], len(hits) - len(kept)
 
 
-def gate_refuses(engine, question: str, hits: list[Hit]) -> bool:
-    """Would AnswerEngine's relevance gate have said "not found" for these hits? (mirrors AnswerEngine.relevant)"""
-    if not hits:
-        return True
-    if engine.mode == "bm25":
-        return False
-    collection = engine.retriever.collection
-    qvec = engine.retriever.embedder.embed_one(question)
-    best = float((collection.embeddings([h.text_id for h in hits]) @ qvec).max())
-    return best < engine.settings.min_relevance
-
-
 def answer_record(system: str, item: QAItem, answer, owners: dict[int, list[str]], condition: str) -> dict:
     gold_paths = {record_path(k) for k in item.gold}
     prediction = "" if answer.not_found else strip_markers(answer.text)
@@ -150,7 +148,7 @@ def answer_record(system: str, item: QAItem, answer, owners: dict[int, list[str]
         "contains": M.contains_answer(prediction, item.answers), "refusal": float(answer.not_found),
         "citation_precision": precision, "citation_recall": recall,
         "citation_supported": (sum(c.supported for c in answer.citations) / len(cited)) if cited else None,
-        "cited": cited, "model_markers": float(bool(markers(answer.text))), "sources": sources,
+        "cited": cited, **M.check_metrics(answer), "sources": sources,
         "gold_shown": float(bool(relevant)), "answer_words": M.answer_length(prediction) if prediction else 0,
         "tokens_per_s": answer.timings.get("tokens_per_s") or None,
         "completion_tokens": answer.timings.get("completion_tokens"),
@@ -164,7 +162,7 @@ def ask_one(engine, dataset: QADataset, item: QAItem, condition: str, system: st
         override = oracle_hits(dataset, item)
     elif condition == "unanswerable":
         override, dropped = wrong_hits(engine.retriever, item, engine.mode, engine.top_k)
-        extra = {"dropped": dropped, "gate_refusal": gate_refuses(engine, item.question, override)}
+        extra = {"dropped": dropped, "gate_refusal": not engine.relevant(override, item.question)}
     else:
         override = None
     if override is not None and not override:
@@ -235,6 +233,31 @@ def summarise_run(run: RunDir, dataset: QADataset, specs: list[GeneratorSpec], c
             "timings": timings or {}, "run_dir": str(run.path)}
 
 
+# What each row of report.md means (the module docstring has the full definitions).
+LEGEND = {
+    "em": "exact match with a gold answer (SQuAD normalisation)", "f1": "token F1 with the best gold answer",
+    "contains": "a gold answer appears in the reply", "refusal": "refused an answerable question (lower is better)",
+    "model_markers": "answers in which the model wrote an [n] marker",
+    "model_citation_precision": "markers the model wrote that the checker confirms (facts included)",
+    "attribution_rate": "claim-bearing sentences whose source the checker found (the model gave no marker)",
+    "answer_supported": "every claim-bearing sentence supported by a source, numbers and names included",
+    "answer_contradicted": "a sentence states a number, name or polarity its source contradicts",
+    "citation_precision": "cited sources (the model's and the checker's) that are relevant",
+    "citation_recall": "relevant sources shown that are cited",
+    "citation_supported": "citations (the model's and the checker's) the checker finds supported",
+    "gold_shown": "a relevant passage was among the sources shown", "answer_words": "words in the reply",
+    "tokens_per_s": "generation speed",
+}
+UNANSWERABLE_LEGEND = {"refusal": "correct refusal: refused with the answer removed from the sources",
+                       "pipeline_refusal": "correct refusal counting the relevance gate before the model",
+                       "contains": "a gold answer appears anyway (from the model's memory)"}
+
+
+def _legend(condition: str) -> list[str]:
+    legend = {**LEGEND, **UNANSWERABLE_LEGEND} if condition == "unanswerable" else LEGEND
+    return [f"- **{m}**: {legend[m]}" for m in metrics_for(condition) if m in legend] + [""]
+
+
 def _fmt(metric: str, est: M.Estimate) -> str:
     if metric in ("answer_words", "tokens_per_s"):
         return est.fmt(1, 1)
@@ -260,7 +283,8 @@ def write_report(run: RunDir, summary: dict) -> None:
              f"{summary['questions']} questions. Percentages ×100 (answer_words and tokens_per_s as is), mean "
              f"[95% bootstrap CI]." + (f" {summary['skipped']} skipped (nothing left to show)."
                                        if summary["skipped"] else ""), "",
-             md_table(["metric", *systems], metric_columns(systems, metrics, _fmt)), "", figure, ""]
+             md_table(["metric", *systems], metric_columns(systems, metrics, _fmt)), "", *_legend(condition),
+             figure, ""]
     if summary["comparisons"]:
         judged = [m for m, higher in metrics_for(condition).items() if higher is not None]
         plots.differences(run.path / "differences.png", "candidate − base (paired bootstrap)",

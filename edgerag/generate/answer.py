@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import BadInputError
 from ..retrieve import Hit, Retriever
 from ..retrieve.context import assemble
@@ -42,6 +44,7 @@ class Citation:
     passage: str  # the sentence of the source that best matches the citing sentence
     supported: bool
     attributed: bool  # matched by the checker, not written by the model
+    reasons: list[str] = field(default_factory=list)  # why it does not support a sentence citing it
 
 
 @dataclass
@@ -63,7 +66,13 @@ class Answer:
 
     @property
     def unsupported_sentences(self) -> list[str]:
+        """Claims no source supports: contradicted (a source on the topic states other facts) or unsupported."""
         return [s.text for s in self.sentences if s.unsupported]
+
+    @property
+    def flagged(self) -> list[CheckedSentence]:
+        """The unsupported sentences with their status and reasons ("1 year not in [1]")."""
+        return [s for s in self.sentences if s.unsupported]
 
 
 def is_not_found(text: str) -> bool:
@@ -79,15 +88,27 @@ class AnswerEngine:
         self.order = order
 
     # -- retrieval -----------------------------------------------------------------------------------------
-    def relevant(self, hits: list[Hit]) -> bool:
+    def relevant(self, hits: list[Hit], query: str | None = None) -> bool:
+        """The "not found" gate: is the hit closest to the query (embedding cosine) at least `min_relevance`?
+        `query` defaults to the last one retrieved. BM25 mode has no similarity to judge by: always relevant.
+        The evaluation's unanswerable condition asks this too, about passages it chose itself."""
         if not hits:
             return False
         if self.mode == "bm25":
             return True
-        best = max((h.dense for h in hits if h.dense is not None), default=None)
-        if best is None:  # hybrid hits all came from bm25 only: score the top one densely
-            best = float(self.retriever.embedder.embed_one(hits[0].text) @ self._qvec)
-        return best >= self.settings.min_relevance
+        qvec = self._qvec if query is None else self.retriever.embedder.embed_one(query)
+        return self._best_similarity(hits, qvec) >= self.settings.min_relevance
+
+    def _best_similarity(self, hits: list[Hit], qvec) -> float:
+        scores = [h.dense for h in hits if h.dense is not None]
+        unseen = [h for h in hits if h.dense is None]  # found by bm25 only, or given (oracle / evaluation)
+        stored = [h.text_id for h in unseen if h.text_id > 0]
+        if stored:
+            scores += (self.retriever.collection.embeddings(stored) @ qvec).tolist()
+        fresh = [h.text for h in unseen if h.text_id <= 0]
+        if fresh:
+            scores += (np.asarray(self.retriever.embedder.embed(fresh)) @ qvec).tolist()
+        return float(max(scores))
 
     def retrieve(self, query: str) -> list[Hit]:
         self._qvec = self.retriever.embedder.embed_one(query)
@@ -159,6 +180,11 @@ class AnswerEngine:
                                        n in sentence.supported_by, sentence.attributed)
                 elif n in seen and n in sentence.supported_by:
                     seen[n].supported = True
+                if n in seen and n not in sentence.supported_by:
+                    seen[n].reasons += [r for r in sentence.reasons if f"[{n}]" in r]
+        for citation in seen.values():
+            if citation.supported:  # supports some sentence citing it; the others' reasons stay on those sentences
+                citation.reasons = []
         answer.citations = [seen[n] for n in sorted(seen)]
 
 

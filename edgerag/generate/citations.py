@@ -1,31 +1,36 @@
 """Parse [n] citations in an answer and check that each cited source supports the sentence citing it.
 
-Support is measured two ways, because small models paraphrase and copy in equal measure:
-- lexical: the share of the sentence's content words found in the source (stemmed by a crude suffix strip);
-- semantic: embedder cosine between the sentence and the source passage.
-A sentence is supported by a source when either passes its threshold. Sentences without a marker are matched
-to the best-supporting source and marked `attributed` (found by us, not cited by the model); sentences no
-source supports are flagged. Citations of numbers that were never given are flagged as invalid.
+A source supports a sentence when both hold:
+- it is about the same thing: the share of the sentence's content words found in the source (lexical), or the
+  embedder cosine between sentence and source (semantic), passes its threshold; small models paraphrase and
+  copy in equal measure, so either is enough;
+- it states the same facts: every number (with its unit), date and capitalised name in the sentence is in the
+  source, normalised ("two-year" = "2 years", "2,000" = "2000", case), and the source passage closest to the
+  sentence does not say the opposite (one of them negated). Overlap alone passed "The warranty lasts 1 year and
+  20 days [1]" against "a two-year limited warranty": a wrong fact next to a verified-looking quote.
+A sentence on the same topic as a source but with a fact the source does not state, or that the source negates,
+is *contradicted*; one no source is about is *unsupported*; each carries the reasons ("1 year not in [1]").
+Sentences without a marker are matched to the best-supporting source and marked `attributed` (found by us, not
+cited by the model). Citations of numbers that were never given are flagged as invalid.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..text import Quantity, content_words, negated, names, quantities, split_sentences, stem, words
+
 LEXICAL_MIN = 0.5
 SEMANTIC_MIN = 0.65
-MIN_CONTENT_WORDS = 2  # "Yes." or "See above." carry no claim to check
+MIN_CONTENT_WORDS = 2  # "Yes." or "See above." carry no claim to check (unless they state a number or name)
+MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
 
-_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*\s+(?=[A-Z0-9\"'(\[])")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have he her his
-how i if in into is it its may might not of on or our she so than that the their them there these they this those
-to was we were what when where which who whom why will with would you your also about after before such very
-only other some any more most then out over under up down per via""".split())
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;–-]|and)\s*\d+)*)\s*\]")
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:[,;–-]|and)\s*\d+)*\s*\])+")
 
 
 @dataclass
@@ -35,41 +40,35 @@ class CheckedSentence:
     supported_by: list[int]  # cited (or attributed) sources that pass the support check
     invalid: list[int] = field(default_factory=list)  # cited numbers that were not among the sources
     attributed: bool = False  # no marker; we matched the supporting source ourselves
-    checked: bool = True  # False for sentences too short to carry a claim
+    checked: bool = True  # False for sentences too short to carry a claim, and echoed source labels
+    contradicted: bool = False  # a source on the same topic states other facts, or the opposite
+    reasons: list[str] = field(default_factory=list)  # why it is not supported ("1 year not in [1]")
 
     @property
     def unsupported(self) -> bool:
         return self.checked and not self.supported_by
 
-
-def content_words(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "edly", "ed", "es", "s", "ly"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    @property
+    def status(self) -> str:
+        """supported | contradicted | unsupported | unchecked"""
+        if not self.checked:
+            return "unchecked"
+        if self.supported_by:
+            return "supported"
+        return "contradicted" if self.contradicted else "unsupported"
 
 
-def split_sentences(answer: str) -> list[str]:
-    parts = [p.strip() for p in _SENTENCE.split(answer.strip()) if p.strip()]
-    # re.split keeps trailing markers attached to the sentence before them only if the regex consumed them; the
-    # lookbehind form above leaves markers like "... end. [2] Next" split off, so re-attach orphan markers.
-    out: list[str] = []
-    for part in parts:
-        if out and _MARKER.fullmatch(part):
-            out[-1] += " " + part
-        else:
-            out.append(part)
-    return out
-
-
+# -- markers and sentences ---------------------------------------------------------------------------------------
 def markers(sentence: str) -> list[int]:
+    """Source numbers cited in `sentence`, in order, once each: "[1][2]", "[1, 2]", "[1; 2]", "[1-3]"."""
     found: list[int] = []
     for group in _MARKER.findall(sentence):
-        found.extend(int(n) for n in re.split(r"\s*[,;]\s*", group))
+        for part in re.split(r"\s*(?:[,;]|and)\s*", group):
+            lo, _, hi = re.sub(r"\s", "", part).replace("–", "-").partition("-")
+            if hi and int(lo) <= int(hi) and int(hi) - int(lo) < MAX_RANGE:
+                found.extend(range(int(lo), int(hi) + 1))
+            else:
+                found.extend(int(n) for n in (lo, hi) if n)
     return list(dict.fromkeys(found))
 
 
@@ -77,50 +76,195 @@ def strip_markers(sentence: str) -> str:
     return re.sub(r"\s+([.!?,;:])", r"\1", _MARKER.sub("", sentence)).strip()
 
 
+def _is_echo(text: str) -> bool:
+    """A line like "(manual.md, Warranty) The K3 carries…": the model repeating a source's label and text."""
+    return text.startswith("(")
+
+
+def split_answer(answer: str) -> list[tuple[str, bool]]:
+    """(sentence, is_claim) in order. Markers that open a sentence close the previous one when it has none, or
+    when they introduce an echoed source line ("…every spring.\\n[1] (a.md) …"); echoed lines are no claims."""
+    out: list[list] = []
+    for sentence in split_sentences(answer.strip()):
+        lead = _LEADING_MARKERS.match(sentence)
+        if lead and out:
+            rest = sentence[lead.end():].strip()
+            if not markers(out[-1][0]) or _is_echo(rest) or not rest:
+                out[-1][0] = f"{out[-1][0]} {lead.group(0).strip()}"
+                if rest:
+                    out.append([rest, not _is_echo(rest)])
+                continue
+        out.append([sentence, not (lead and _is_echo(sentence[lead.end():].strip()))])
+    return [(s, claim) for s, claim in out]
+
+
+# -- support -----------------------------------------------------------------------------------------------------
 def lexical_support(sentence: str, source: str) -> float:
-    words = set(content_words(sentence))
-    if not words:
+    words_ = set(content_words(sentence))
+    if not words_:
         return 0.0
-    return len(words & set(content_words(source))) / len(words)
+    return len(words_ & set(content_words(source))) / len(words_)
+
+
+@dataclass
+class Source:
+    """What the check needs of one source, computed once."""
+    text: str
+    content: set
+    stems: set
+    quantities: list[Quantity]
+    sentences: list[str]
+
+    @classmethod
+    def of(cls, text: str) -> "Source":
+        sentences = split_sentences(text) or [text]
+        return cls(text, set(content_words(text)), {stem(w) for w in words(text)}, quantities(text), sentences)
+
+
+@dataclass
+class Support:
+    """One claim against one source."""
+    score: float  # lexical + semantic, to rank sources
+    related: bool  # same topic (overlap or cosine passes)
+    missing: list[str]  # the claim's numbers/names the source does not state
+    opposite: str | None  # the source passage that negates the claim
+
+    @property
+    def ok(self) -> bool:
+        return self.related and not self.missing and self.opposite is None
+
+    def reasons(self, ref: str) -> list[str]:
+        """Why `ref` (e.g. "[1]") does not support the claim, in words a user reads."""
+        if not self.related:
+            return [f"{ref} is about something else"]
+        out = [f"{m} not in {ref}" for m in self.missing]
+        if self.opposite:
+            out.append(f"{ref} says otherwise: “{_short(self.opposite)}”")
+        return out
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _has_quantity(q: Quantity, source: Source) -> bool:
+    for s in source.quantities:
+        if math.isclose(s.value, q.value, rel_tol=1e-9):
+            # A unit must agree; a bare number in the source counts only if the unit's word is there too.
+            if q.unit is None or s.unit == q.unit or (s.unit is None and stem(q.unit) in source.stems):
+                return True
+    return False
+
+
+def missing_facts(claim: str, source: Source) -> list[str]:
+    """The numbers, dates and names of `claim` that `source` does not state, as written in the claim."""
+    missing = [q.surface for q in quantities(claim) if not _has_quantity(q, source)]
+    missing += [n.surface for n in names(claim) if not all(s in source.stems for s in n.stems)]
+    return list(dict.fromkeys(missing))
+
+
+def closest_sentence(claim: str, sentences: list[str]) -> tuple[str, float]:
+    """The source sentence sharing the most of the claim's content words, and that share."""
+    words_ = set(content_words(claim))
+    best, share = sentences[0] if sentences else "", 0.0
+    for s in sentences:
+        overlap = len(words_ & set(content_words(s))) / max(1, len(words_))
+        if overlap > share:
+            best, share = s, overlap
+    return best, share
+
+
+def support(claim: str, source: Source, semantic: float = 0.0) -> Support:
+    lexical = lexical_support(claim, source.text)
+    related = lexical >= LEXICAL_MIN or semantic >= SEMANTIC_MIN
+    missing = missing_facts(claim, source) if related else []
+    opposite = None
+    if related:
+        passage, share = closest_sentence(claim, source.sentences)
+        if share >= LEXICAL_MIN and negated(claim) != negated(passage):
+            opposite = passage
+    return Support(lexical + semantic, related, missing, opposite)
+
+
+def is_claim(plain: str) -> bool:
+    return len(content_words(plain)) >= MIN_CONTENT_WORDS or bool(quantities(plain) or names(plain))
 
 
 def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
     """The source sentence that shares the most content words with `sentence` (what the UI highlights)."""
-    candidates = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n\s*\n", source.strip()) if s.strip()] or [source]
-    words = set(content_words(sentence))
-    best = max(candidates, key=lambda s: len(words & set(content_words(s))))
+    candidates = split_sentences(source.strip()) or [source]
+    words_ = set(content_words(sentence))
+    best = max(candidates, key=lambda s: len(words_ & set(content_words(s))))
     return best if len(best) <= max_chars else best[: max_chars - 1].rstrip() + "…"
+
+
+# -- the answer --------------------------------------------------------------------------------------------------
+def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row) -> CheckedSentence:
+    results = {n: support(plain, srcs[n - 1], float(sem_row[n - 1]) if sem_row is not None else 0.0)
+               for n in cited}
+    ok = [n for n, r in results.items() if r.ok]
+    related = [n for n, r in results.items() if r.related and r.opposite is None]
+    if not ok and len(related) > 1:  # facts spread over the cited sources: "born in 1900 [1] in Paris [2]"
+        merged = Source.of("\n\n".join(srcs[n - 1].text for n in related))
+        if not missing_facts(plain, merged):
+            ok = related
+    if ok:
+        return CheckedSentence("", cited, ok)
+    reasons = [r for n, res in results.items() for r in res.reasons(f"[{n}]")]
+    contradicted = any(r.related and (r.missing or r.opposite) for r in results.values())
+    return CheckedSentence("", cited, [], contradicted=contradicted, reasons=reasons)
 
 
 def check_answer(answer: str, sources: list[str], embed=None) -> list[CheckedSentence]:
     """sources[i] is the text of source [i+1]. embed(list[str]) -> normalised vectors, optional."""
-    sentences = split_sentences(answer)
-    plain = [strip_markers(s) for s in sentences]
+    parts = split_answer(answer)
+    plain = [strip_markers(s) for s, _ in parts]
+    srcs = [Source.of(s) for s in sources]
     semantic = None
-    if embed is not None and sentences and sources:
-        vecs = embed(plain + list(sources))
-        semantic = np.asarray(vecs[: len(plain)]) @ np.asarray(vecs[len(plain):]).T
-
-    def supports(i: int, n: int) -> bool:
-        lex = lexical_support(plain[i], sources[n - 1])
-        sem = float(semantic[i, n - 1]) if semantic is not None else 0.0
-        return lex >= LEXICAL_MIN or sem >= SEMANTIC_MIN
+    if embed is not None and parts and sources:
+        vecs = np.asarray(embed(plain + list(sources)))
+        semantic = vecs[: len(plain)] @ vecs[len(plain):].T
 
     out = []
-    for i, sentence in enumerate(sentences):
+    for i, (sentence, claim) in enumerate(parts):
         cited = markers(sentence)
         valid = [n for n in cited if 1 <= n <= len(sources)]
         invalid = [n for n in cited if n not in valid]
-        checked = len(content_words(plain[i])) >= MIN_CONTENT_WORDS
-        if not checked:
+        if not claim or not is_claim(plain[i]):
             out.append(CheckedSentence(sentence, cited, [], invalid, checked=False))
             continue
+        row = semantic[i] if semantic is not None else None
         if cited:
-            out.append(CheckedSentence(sentence, cited, [n for n in valid if supports(i, n)], invalid))
-            continue
-        scored = [(lexical_support(plain[i], src) + (float(semantic[i, j]) if semantic is not None else 0.0), j + 1)
-                  for j, src in enumerate(sources)]
-        best = max(scored, default=(0.0, 0))[1]
-        supported = [best] if best and supports(i, best) else []
-        out.append(CheckedSentence(sentence, [], supported, [], attributed=bool(supported)))
+            checked = _judge_cited(plain[i], valid, srcs, row)
+            checked.reasons += [f"[{n}] is not one of the sources" for n in invalid]
+        else:
+            checked = _judge_unmarked(plain[i], srcs, row)
+        checked.text, checked.invalid = sentence, invalid
+        out.append(checked)
     return out
+
+
+def best_support(claim: str, srcs: list[Source], similarities=None) -> tuple[str, int | None, Support | None]:
+    """(status, index of the source, its Support) for a claim checked against every source, no marker given:
+    the best-scoring source that supports it; else the best one on the same topic (contradicted); else the
+    best-scoring one (unsupported). `similarities[j]`: embedder cosine of the claim and source j, optional."""
+    results = sorted(((support(claim, s, float(similarities[j]) if similarities is not None else 0.0), j)
+                      for j, s in enumerate(srcs)), key=lambda r: -r[0].score)
+    for res, j in results:
+        if res.ok:
+            return "supported", j, res
+    for res, j in results:
+        if res.related:
+            return "contradicted", j, res
+    return "unsupported", (results[0][1] if results else None), (results[0][0] if results else None)
+
+
+def _judge_unmarked(plain: str, srcs: list[Source], sem_row) -> CheckedSentence:
+    """No marker: the best source that supports it (attributed), else why the closest related one does not."""
+    status, j, res = best_support(plain, srcs, sem_row)
+    if status == "supported":
+        return CheckedSentence("", [], [j + 1], attributed=True)
+    if status == "contradicted":
+        return CheckedSentence("", [], [], contradicted=True, reasons=res.reasons(f"[{j + 1}]"))
+    return CheckedSentence("", [], [], reasons=["no source states it"])

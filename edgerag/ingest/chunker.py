@@ -17,10 +17,9 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..store.collection import ChunkRecord
+from ..text import sentence_spans
 
 SECTION_SEPARATOR = "\n\n"
-# A sentence ends at . ! ? (a closing quote/bracket stays with it) before whitespace, or at a blank line.
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n\s*\n")
 _WORD = re.compile(r"\S+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _TABLE_RULE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
@@ -77,7 +76,7 @@ def _units(text: str, count_tokens, max_tokens: int) -> list[tuple[int, int, int
             head = len(spans)
             spans.extend((s, e, head) for s, e in rows)
         else:
-            spans.extend((ps + s, ps + e, None) for s, e in _spans(text[ps:pe], _SENTENCE_END))
+            spans.extend((ps + s, ps + e, None) for s, e in sentence_spans(text[ps:pe]))
     counts = count_tokens([text[s:e] for s, e, _ in spans]) if spans else []
     units: list[tuple[int, int, int, int | None]] = []
     unit_of: dict[int, int] = {}  # span index of a table header -> its unit index

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..generate.citations import content_words
+from ..text import content_words
 
 DUPLICATE_OVERLAP = 0.8
 ORDERS = ("best-first", "edges")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..store.dedup import normalise
+from ..text import words
 
 
 class Reranker(Protocol):
@@ -24,9 +24,9 @@ class EmbeddingOverlapReranker:
 
     def rerank(self, query: str, hits: list) -> list:
         q_vec = self.embedder.embed_one(query)
-        q_terms = {t for t in normalise(query) if len(t) > 2}
+        q_terms = {t for t in words(query) if len(t) > 2}
         vectors = self.embedder.embed([h.text for h in hits])
         for hit, vec in zip(hits, vectors):
-            coverage = len(q_terms & set(normalise(hit.text))) / max(1, len(q_terms))
+            coverage = len(q_terms & set(words(hit.text))) / max(1, len(q_terms))
             hit.score = float(vec @ q_vec) * (1 - self.term_weight) + coverage * self.term_weight
         return sorted(hits, key=lambda h: h.score, reverse=True)

@@ -51,8 +51,9 @@ def render_answer(answer) -> Text:
                              ("no passage in this collection answers it; try other words or another collection",
                               "dim"))
     body = Text(answer.text)
-    for sentence in answer.unsupported_sentences:
-        body.highlight_words([sentence], "underline yellow")
+    flagged = answer.flagged
+    for sentence in flagged:
+        body.highlight_words([sentence.text], "underline yellow")
     notes = []
     if answer.interrupted:
         notes.append(("■ stopped", "yellow"))
@@ -61,10 +62,19 @@ def render_answer(answer) -> Text:
         notes.append((f"cites {marks}", "green" if answer.grounded else "yellow"))
     if answer.sentences and not answer.grounded:
         notes.append(("⚠ no sentence matches a source", "yellow"))
-    elif answer.unsupported_sentences:
-        n = len(answer.unsupported_sentences)
+    elif flagged:
+        n = len(flagged)
         notes.append((f"⚠ {n} unsupported sentence{'s' * (n > 1)} underlined", "yellow"))
     if rate := answer.timings.get("tokens_per_s"):
         notes.append((f"{rate:.0f} tok/s", "dim"))
     meta = Text("  ·  ").join(Text(t, style=s) for t, s in notes)
-    return Text.assemble(body, "\n", meta) if notes else body
+    # Why each flagged sentence fails the check ("contradicted: 1 year not in [1]"): a wrong fact next to a
+    # verified-looking quote is worse than no answer, so the reason is shown, not only a mark.
+    why = [Text(f"⚠ {_short(s.text)} {s.status}: {'; '.join(s.reasons) or 'no source states it'}", style="yellow")
+           for s in flagged]
+    return Text("\n").join([body, *([meta] if notes else []), *why])
+
+
+def _short(sentence: str, limit: int = 40) -> str:
+    sentence = " ".join(sentence.split())
+    return f"“{sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + '…'}”"

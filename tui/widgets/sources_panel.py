@@ -22,7 +22,7 @@ class SourcesPanel(Vertical):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.entries: list[tuple] = []  # (source, passage, supported or None when shown but not cited)
+        self.entries: list[tuple] = []  # (source, passage, supported or None when shown but not cited, reasons)
 
     def compose(self) -> ComposeResult:
         yield Label("Sources", id="sources-title")
@@ -40,10 +40,10 @@ class SourcesPanel(Vertical):
             title.update("Sources")
             return
         if answer.citations:
-            self.entries = [(c.source, c.passage, c.supported) for c in answer.citations]
+            self.entries = [(c.source, c.passage, c.supported, c.reasons) for c in answer.citations]
             title.update(f"Sources cited ({len(answer.citations)})")
         else:
-            self.entries = [(s, "", None) for s in answer.sources]
+            self.entries = [(s, "", None, []) for s in answer.sources]
             title.update(f"Shown to the model ({len(answer.sources)}), none cited" if answer.sources
                          else "No sources")
         options.add_options(Option(_entry(*e), id=str(i)) for i, e in enumerate(self.entries))
@@ -52,11 +52,11 @@ class SourcesPanel(Vertical):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        source, passage, supported = self.entries[int(event.option.id)]
+        source, passage, supported, _reasons = self.entries[int(event.option.id)]
         self.post_message(self.Opened(source, passage, supported))
 
 
-def _entry(source, passage: str, supported: bool | None) -> Text:
+def _entry(source, passage: str, supported: bool | None, reasons: list[str]) -> Text:
     where = Path(source.path).name
     if source.page:
         where += f" p.{source.page}"
@@ -65,6 +65,8 @@ def _entry(source, passage: str, supported: bool | None) -> Text:
         head.append(f" › {source.heading}", style="dim")
     if supported is False:
         head.append("  ⚠ unsupported", style="yellow")
+        if reasons:  # what the fact check found: "1 year not in [1]"
+            head.append("\n" + "; ".join(reasons), style="yellow")
     snippet = " ".join((passage or source.text).split())
     if len(snippet) > 140:
         snippet = snippet[:139] + "…"
