@@ -38,13 +38,14 @@ class FakeGenerator:
 
     def __init__(self):
         self.delay, self.padding = 0.0, 0
+        self.mutate = None  # answer → answer, to make the model say something its source does not
         self.active = self.max_active = self.stopped_early = 0
         self.prompts: list[list[dict]] = []
         self.stats = GenerationStats()
         self._lock = threading.Lock()
 
     def reset(self, delay: float = 0.0, padding: int = 0) -> None:
-        self.delay, self.padding = delay, padding
+        self.delay, self.padding, self.mutate = delay, padding, None
         self.max_active = self.stopped_early = 0
         self.prompts.clear()
 
@@ -62,7 +63,8 @@ class FakeGenerator:
                 overlap = len(words & set(content_words(sentence)))
                 if overlap > best:
                     best, where = overlap, (number, sentence.strip().rstrip("."))
-        return NOT_FOUND if best < 2 else f"{where[1]} [{where[0]}]."
+        answer = NOT_FOUND if best < 2 else f"{where[1]} [{where[0]}]."
+        return self.mutate(answer) if self.mutate else answer
 
     def stream_chat(self, messages, max_tokens=256, temperature=0.1, reuse_cache=True, stop=None):
         self.prompts.append(messages)
@@ -149,10 +151,24 @@ def test_rag_answer_with_citations(client, fake):
     assert cited["path"].endswith("aurora-k3-manual.md") and cited["heading"].endswith("Warranty")
     assert "two-year limited warranty" in cited["passage"] and cited["supported"] is True
     extra = choice.model_extra["edgerag"]
-    assert extra["not_found"] is False and extra["grounded"] is True and extra["unsupported_sentences"] == []
+    assert extra["not_found"] is False and extra["grounded"] is True and extra["flagged"] == []
     assert choice.finish_reason == "stop" and response.usage.completion_tokens > 0
     assert fake.prompts[-1][0]["role"] == "system"  # edgerag's grounded prompt, sources in the user turn
     assert "Sources:\n[1]" in fake.prompts[-1][-1]["content"]
+
+
+def test_citation_that_does_not_support_its_sentence_is_marked(client, fake):
+    fake.mutate = lambda answer: re.sub(r"^.*(\[\d+\]\.)$", r"Keeper Elsa Marsh sold the lighthouse in 1921 \1",
+                                        answer)
+    response = client.chat.completions.create(model="rag:demo", messages=[{"role": "user", "content": WARRANTY_Q}])
+    choice = response.choices[0]
+    assert choice.message.content.startswith("Keeper Elsa Marsh sold the lighthouse")
+    cited = choice.model_extra["citations"][0]
+    assert cited["path"].endswith("aurora-k3-manual.md") and cited["supported"] is False
+    assert isinstance(cited["reasons"], list)
+    flagged = choice.model_extra["edgerag"]["flagged"]
+    assert [f["status"] for f in flagged] in (["unsupported"], ["contradicted"])
+    assert flagged[0]["text"].startswith("Keeper Elsa Marsh") and flagged[0]["reasons"]
 
 
 def test_rag_streamed_answer_carries_citations_in_the_last_chunk(client):
