@@ -2,10 +2,11 @@
 sentence states. Chunking, context assembly, the citation check, `verify`, evaluation and finetuning data all
 use these, so "a sentence" and "a word" mean the same thing everywhere.
 
-Sentences: a regex with an abbreviation list. Measured against pysbd 0.3.4 (the rule-based "golden rules"
-segmenter) on the adversarial cases in tests/test_citations.py both are right; on the 240 XQuAD-en paragraphs
-they agree on the split of 99% of paragraphs and the regex is ~60x faster (pysbd ~8 ms a paragraph, which would
-add a third to ingest time), so the regex stays (see `python -m edgerag.text` for the measurement).
+Sentences: a regex with an abbreviation list, chosen over pysbd 0.3 (the rule-based "golden rules" segmenter) by
+bench/sentences.py: on the 240 XQuAD-en paragraphs the two split 216 the same way (where they differ pysbd splits
+"[citation needed]" off, or inside "Y. pestis" and "approx. 4 kg"; the regex splits inside quoted speech), pysbd
+misses one of the five must-pass cases ("So did I. Fine!"), and it is ~100x slower (~20 ms a paragraph on 2
+cores, which would add a third to ingest time).
 Stemming: Snowball English (Porter2), the algorithm SQLite FTS5's porter tokenizer is the ancestor of.
 """
 
