@@ -10,6 +10,7 @@ RUNTIME_MODULES = [
     "edgerag.ingest", "edgerag.ingest.sync", "edgerag.retrieve", "edgerag.generate.answer",
     "edgerag.generate.chat", "edgerag.generate.llm", "edgerag.runtime",
     "edgerag.serve", "edgerag.serve.app", "edgerag.serve.server", "edgerag.cli.serve_cmd",
+    "edgerag.text", "edgerag.generate.verify", "edgerag.cli.verify_cmd",
 ]
 
 
