@@ -134,6 +134,7 @@ _QUANTITY = re.compile(
     r"(?P<cur>[$€£])?\s?(?<![\w.])(?P<num>\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|(?i:%s))"
     r"(?:st|nd|rd|th|s)?(?![\w])(?:[\s-](?P<scale>(?i:hundred|thousand|million|billion|trillion))\b)?"
     r"(?:[\s-]?(?P<unit>(?i:%s))(?![\w]))?" % (_NUM_WORD, _UNIT_RE))
+_NEXT_WORD = re.compile(r"[ \t]+([^\W\d_]+)")
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|s)")  # "5th", "1990s": numbers, not names
 _NAME_TOKEN = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’]*|[a-z]+\d\w*|\d+[A-Za-z]\w*)")
 
@@ -143,6 +144,10 @@ class Quantity:
     value: float
     unit: str | None
     surface: str  # as written, for messages ("1 year")
+    # Stems of the content words around it (`width` each side, numbers skipped): what the number counts. "9" in
+    # "6 sacks in 9 starts" is about starts, so "Ealy had 9 sacks" is not supported by that source.
+    context: frozenset = frozenset()
+    phrase: str = ""  # the surface with the word it counts, for messages ("9 sacks")
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,23 @@ def _number(token: str) -> float:
     return float(NUMBER_WORDS[tens] + NUMBER_WORDS.get(unit, 0))
 
 
-def quantities(text: str) -> list[Quantity]:
+def name_stems(text: str) -> set[str]:
+    """Every word of `text` as names() stems it (month abbreviations also as the month), to look names up in."""
+    out = set()
+    for w in words(text):
+        out.add(stem(w))
+        if w in _MONTHS:
+            out.add(stem(_MONTHS[w]))
+    return out
+
+
+def quantities(text: str, width: int = 1) -> list[Quantity]:
     """Numbers in digits or words ("2,000", "two", "twenty-four", "2.5 million"), each with its unit if one
-    follows ("two-year" → 2 year, "250 grams" → 250 g, "$5" → 5 usd). A bare "one" is left out: it is more often
-    a pronoun ("one of the largest") than a number."""
+    follows ("two-year" → 2 year, "250 grams" → 250 g, "$5" → 5 usd) and its context (`width` content words
+    each side). A bare "one" is left out: it is more often a pronoun ("one of the largest") than a number."""
+    tokens = [(m.start(), m.end(), stem(w)) for m in _WORD.finditer(text)
+              if (w := m.group(0).lower()) not in STOPWORDS and not w.isdigit() and w not in NUMBER_WORDS
+              and w not in _SCALES and len(w) > 1]
     out = []
     for m in _QUANTITY.finditer(text):
         num, unit = m.group("num"), m.group("unit")
@@ -172,7 +190,12 @@ def quantities(text: str) -> list[Quantity]:
             continue
         value = _number(num) * _SCALES.get((m.group("scale") or "").lower(), 1.0)
         canonical = UNITS.get(unit.lower()) if unit else UNITS.get(m.group("cur") or "")
-        out.append(Quantity(value, canonical, m.group(0).strip()))
+        before = [t for s, _, t in tokens if s < m.start("num")][-width:]
+        after = [t for s, _, t in tokens if s >= m.end("num")][:width]
+        surface = m.group(0).strip()
+        counted = _NEXT_WORD.match(text, m.end()) if not canonical else None
+        phrase = f"{surface} {counted.group(1)}" if counted and counted.group(1).lower() not in STOPWORDS else surface
+        out.append(Quantity(value, canonical, surface, frozenset(before + after), phrase))
     return out
 
 

@@ -117,6 +117,16 @@ def test_wrong_number_without_a_marker_is_not_attributed():
     assert checked[0].reasons == ["three-year not in [1]"]
 
 
+def test_a_number_from_elsewhere_in_the_source_is_contradicted():
+    """Small models often copy the wrong number of the right passage: 9 is in the source, but it counts starts."""
+    source = "Linebacker Thomas Davis led the team with 136 tackles, and defensive end Kony Ealy had 6 sacks in just 9 starts."
+    assert check_answer("Kony Ealy had 6 sacks [1].", [source])[0].status == "supported"
+    wrong = check_answer("Kony Ealy had 9 sacks [1].", [source])[0]
+    assert wrong.status == "contradicted" and wrong.reasons == ["9 sacks not in [1]"]
+    assert check_answer("Ealy started 9 games [1].", [source])[0].status == "supported"  # a paraphrase: no number
+    # about "games" in the source, so 9 is not bound to anything else
+
+
 def test_swapped_entity_is_contradicted():
     ok = check_answer("The Denver Broncos defeated the Carolina Panthers 24–10 [1].", [SUPER_BOWL])
     assert ok[0].status == "supported"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..text import Quantity, content_words, negated, names, quantities, split_sentences, stem, words
+from ..text import Quantity, content_words, name_stems, names, negated, quantities, split_sentences, stem
 
 LEXICAL_MIN = 0.5
 SEMANTIC_MIN = 0.65
@@ -118,7 +118,7 @@ class Source:
     @classmethod
     def of(cls, text: str) -> "Source":
         sentences = split_sentences(text) or [text]
-        return cls(text, set(content_words(text)), {stem(w) for w in words(text)}, quantities(text), sentences)
+        return cls(text, set(content_words(text)), name_stems(text), quantities(text), sentences)
 
 
 @dataclass
@@ -149,17 +149,23 @@ def _short(text: str, limit: int = 120) -> str:
 
 
 def _has_quantity(q: Quantity, source: Source) -> bool:
-    for s in source.quantities:
-        if math.isclose(s.value, q.value, rel_tol=1e-9):
-            # A unit must agree; a bare number in the source counts only if the unit's word is there too.
-            if q.unit is None or s.unit == q.unit or (s.unit is None and stem(q.unit) in source.stems):
-                return True
-    return False
+    """Does the source state this number, with this unit, about the same thing?
+    - unit: must agree; a bare number in the source counts only if the source never gives that unit a number;
+    - context: some occurrence shares a word around the number with the claim ("9 sacks" is not "9 starts"),
+      unless the source states no number about the claim's words at all (a paraphrase we cannot bind)."""
+    unit_used = q.unit is not None and any(s.unit == q.unit for s in source.quantities)
+    same = [s for s in source.quantities if math.isclose(s.value, q.value, rel_tol=1e-9)
+            and (q.unit is None or s.unit == q.unit or (s.unit is None and not unit_used))]
+    if not same or not q.context:
+        return bool(same)
+    if any(s.context & q.context for s in same):
+        return True
+    return not any(s.context & q.context for s in source.quantities)
 
 
 def missing_facts(claim: str, source: Source) -> list[str]:
     """The numbers, dates and names of `claim` that `source` does not state, as written in the claim."""
-    missing = [q.surface for q in quantities(claim) if not _has_quantity(q, source)]
+    missing = [q.phrase for q in quantities(claim) if not _has_quantity(q, source)]
     missing += [n.surface for n in names(claim) if not all(s in source.stems for s in n.stems)]
     return list(dict.fromkeys(missing))
 
