@@ -25,7 +25,7 @@ else:  # requires-python allows 3.10: the same parser from PyPI (a dependency th
     import tomli as tomllib
 
 from .errors import ConfigError
-from .offline import keep_caches_in
+from .offline import keep_local_files_in
 
 APP_NAME = "edgerag"
 
@@ -176,8 +176,8 @@ def load_settings(**overrides) -> Settings:
     values.update({k: v for k, v in overrides.items() if v is not None})
     typed = {k: _coerce(k, type_map[types[k]], v) for k, v in values.items()}
     settings = Settings(**typed)
-    # Dependencies' local caches (HF modules, matplotlib fonts) go with our data, not into the user's home.
-    keep_caches_in(settings.data_dir / "cache")
+    # Dependencies' caches and temporary files go with our data, not into the user's home or /tmp.
+    keep_local_files_in(settings.data_dir)
     return settings
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 OPT_IN = "EDGERAG_ALLOW_NETWORK"
@@ -64,12 +65,21 @@ def apply() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def keep_caches_in(cache_root: Path) -> None:
-    """Point dependency caches at `cache_root` (the data folder's cache/), unless the user chose a place.
+def keep_local_files_in(data_dir: Path) -> None:
+    """Point dependency caches and temporary files at the data folder, unless the user chose a place.
 
-    Called when settings are loaded, which every command does before it imports a heavy dependency."""
+    Called when settings are loaded, which every command does before it imports a heavy dependency. Temporary files
+    matter too: onnxruntime's quantizer and optimum's exporter stage whole models in the temp dir, and a user's
+    documents should not leave copies in a shared /tmp."""
     for var, sub in CACHE_DIRS.items():
-        os.environ.setdefault(var, str(cache_root / sub))
+        os.environ.setdefault(var, str(data_dir / "cache" / sub))
+    if "TMPDIR" not in os.environ:
+        try:
+            (data_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # a read-only data folder: commands that need to write will say so themselves
+        os.environ["TMPDIR"] = str(data_dir / "tmp")  # for native code and child processes
+        tempfile.tempdir = None  # Python's tempfile recomputes its folder from TMPDIR on next use
 
 
 def check_onnxruntime() -> None:

@@ -25,8 +25,9 @@ FILE_CALL = re.compile(r"\b(open|openat|creat|mkdir|mkdirat|rename|renameat2?|li
                        r"\((.*)\)\s+=\s+(-?\d+)(?:<([^>]*)>)?")
 PATH_ARG = re.compile(r'(?:(?:AT_FDCWD|-?\d+)<([^>]*)>, )?"([^"]*)"')
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC")
-# Device and process files are not "files written": terminals, /dev/null, shared-memory semaphores, /proc knobs.
-SYSTEM_PREFIXES = ("/dev/", "/proc/", "/sys/")
+# Device and process files are not "files written": terminals, /dev/null, shared-memory semaphores, /proc knobs;
+# nor is libuuid's clock sequence (onnx names external tensor files with uuid1()).
+SYSTEM_PREFIXES = ("/dev/", "/proc/", "/sys/", "/var/lib/libuuid/")
 TRACED = "%network,open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,truncate"
 
 
@@ -98,8 +99,11 @@ def traced_run(argv: list[str], *, env: dict, cwd: Path, timeout: float = 600,
         try:
             for wait, text in feed or []:
                 time.sleep(wait)
-                proc.stdin.write(text)
-                proc.stdin.flush()
+                try:
+                    proc.stdin.write(text)
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    break  # it exited early: its output says why, the caller checks the return code
             output, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()

@@ -32,7 +32,6 @@ def hostile_env(root: Path, edgerag_home: Path | None) -> dict:
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": str(root / "user-home"),
-        "TMPDIR": str(root / "tmp"),
         "LANG": "C.UTF-8",
         "TERM": "dumb",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -41,8 +40,7 @@ def hostile_env(root: Path, edgerag_home: Path | None) -> dict:
     }
     if edgerag_home:
         env["EDGERAG_HOME"] = str(edgerag_home)
-    for folder in ("user-home", "tmp"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "user-home").mkdir(parents=True, exist_ok=True)
     return env
 
 
@@ -106,7 +104,7 @@ def test_harness_catches_onnxruntime_telemetry_and_edgerag_stops_it(tmp_path):
 def test_user_shell_cannot_switch_the_hub_back_on(tmp_path):
     import subprocess
 
-    env = hostile_env(tmp_path, tmp_path / "edgerag")
+    env = hostile_env(tmp_path, tmp_path / "edgerag-home")
     probe = "import edgerag, os, json; print(json.dumps({k: os.environ.get(k) for k in edgerag.offline.NO_NETWORK}))"
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
     assert set(json.loads(out).values()) == {"1"}
@@ -120,7 +118,7 @@ def test_no_session_when_onnxruntime_was_imported_first_with_telemetry_on(tmp_pa
     """onnxruntime latches its telemetry setting at import: edgerag imported later cannot stop it, so it refuses."""
     import subprocess
 
-    env = hostile_env(tmp_path, tmp_path / "edgerag")
+    env = hostile_env(tmp_path, tmp_path / "edgerag-home")
     script = ("import onnxruntime, edgerag\nfrom edgerag.embed.onnx_embedder import OnnxEmbedder\n"
               "OnnxEmbedder('{folder}')").format(folder=tmp_path)
     late = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
@@ -173,7 +171,7 @@ def command_plan(root: Path) -> list[tuple[str, list[str], dict]]:
         ("eval retrieval", [*edgerag, "eval", "retrieval", "--beir", str(beir), "--bootstrap", "50"], {}),
         ("eval qa", [*edgerag, "eval", "qa", "--squad", str(squad), "--limit", "2", "--bootstrap", "50"], {}),
         ("finetune run", [*edgerag, "finetune", "run", "-c", "demo", "--base", "tiny", "--no-generator",
-                          "--max-examples", "8", "--steps", "2", "--batch-size", "2", "--max-seq-len", "256",
+                          "--max-examples", "8", "--steps", "2", "--batch-size", "2",
                           "--quant", "Q8_0", "--eval-limit", "2"], {}),
         ("reindex", [*edgerag, "reindex", "-c", "demo"], {}),
     ]
@@ -185,7 +183,7 @@ def proof(tmp_path_factory) -> dict[str, tuple[Trace, Path]]:
     from tinyllama import make_tiny_gguf
 
     root = tmp_path_factory.mktemp("offline-proof")
-    edgerag_home = root / "edgerag"
+    edgerag_home = root / "edgerag-home"  # not "edgerag": `python -m` would import it from the cwd
     env = hostile_env(root, edgerag_home)
     (root / "inputs").mkdir()
     make_tiny_gguf(root / "inputs" / "tiny.gguf")
