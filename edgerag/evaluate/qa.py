@@ -310,7 +310,9 @@ def _examples(records: list[dict], systems: list[str], n: int = 5) -> list[str]:
         for s in systems:
             if s in rows:
                 text = (rows[s].get("text") or rows[s].get("skipped") or "").replace("\n", " ")
-                out.append(f"  - {s}: {text[:300]}")
+                flags = [f"{c['status']}: {'; '.join(c['reasons'])}" for c in rows[s].get("checks") or []
+                         if c["status"] in ("contradicted", "unsupported")]
+                out.append(f"  - {s}: {text[:300]}" + (f" ⚠ {' | '.join(flags)}" if flags else ""))
     return out + [""]
 
 
