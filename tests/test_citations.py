@@ -201,3 +201,13 @@ def test_issue_example_is_flagged_in_the_cli_json_and_tui(capsys):
     assert "contradicted: 1 year not in [1]; 20 days not in [1]" in out
     shown = render_answer(answer).plain
     assert "contradicted: 1 year not in [1]; 20 days not in [1]" in shown and "no sentence" in shown
+
+    # the same answer without any marker: the source that contradicts it is still shown, as edgerag's match
+    answer = Answer(answer.question, "q", "The Aurora K3 warranty lasts for 1 year and 20 days.", [source])
+    engine._check(answer)
+    assert answer.flagged[0].status == "contradicted" and answer.flagged[0].against == [1]
+    c = answer.citations[0]
+    assert (c.number, c.supported, c.attributed, c.reasons) == (1, False, True, ["1 year not in [1]", "20 days not in [1]"])
+    _print_answer(answer)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "does not support the answer's sentence it was matched to: 1 year not in [1]" in out

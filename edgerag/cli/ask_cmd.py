@@ -96,7 +96,8 @@ def _print_answer(answer) -> None:
         console.print("[bold]Sources[/]")
         for c in answer.citations:
             why = f": {'; '.join(c.reasons)}" if c.reasons else ""
-            mark = "" if c.supported else f" [red](does not support the sentence citing it{escape(why)})[/]"
+            what = "the answer's sentence it was matched to" if c.attributed else "the sentence citing it"
+            mark = "" if c.supported else f" [red](does not support {what}{escape(why)})[/]"
             how = " [dim](matched by edgerag; the model gave no marker)[/]" if c.attributed else ""
             console.print(f"  [{c.number}] [cyan]{escape(c.source.label)}[/]{mark}{how}")
             console.print(f"      “{escape(c.passage)}”", style="dim")

@@ -19,7 +19,7 @@ few answers, so a precision over all citations mostly grades the checker's own a
   unanswerable condition the same number is the correct-refusal rate: higher is better).
 A cited source is *relevant* when it comes from a gold context or contains a gold answer (yes/no answers
 excepted): citation precision = relevant cited / cited, recall = relevant cited / relevant shown (citations
-include the checker's attributions). `citation_supported`: share of all citations the checker finds supported.
+include the checker's matches for unmarked sentences, supported or contradicted). `citation_supported`: share of all citations the checker finds supported.
 `gold_shown`: a relevant passage was among the sources shown.
 """
 

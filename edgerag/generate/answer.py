@@ -173,11 +173,11 @@ class AnswerEngine:
         answer.sentences = check_answer(answer.text, texts, embed=self.retriever.embedder.embed)
         seen: dict[int, Citation] = {}
         for sentence in answer.sentences:
-            for n in (sentence.cited or sentence.supported_by):
+            for n in (sentence.cited or sentence.supported_by or sentence.against):
                 if 1 <= n <= len(answer.sources) and n not in seen:
                     src = answer.sources[n - 1]
                     seen[n] = Citation(n, src, best_passage(strip_markers(sentence.text), src.text),
-                                       n in sentence.supported_by, sentence.attributed)
+                                       n in sentence.supported_by, sentence.attributed or n in sentence.against)
                 elif n in seen and n in sentence.supported_by:
                     seen[n].supported = True
                 if n in seen and n not in sentence.supported_by:

@@ -43,6 +43,7 @@ class CheckedSentence:
     checked: bool = True  # False for sentences too short to carry a claim, and echoed source labels
     contradicted: bool = False  # a source on the same topic states other facts, or the opposite
     reasons: list[str] = field(default_factory=list)  # why it is not supported ("1 year not in [1]")
+    against: list[int] = field(default_factory=list)  # no marker, contradicted: the source on its topic
 
     @property
     def unsupported(self) -> bool:
@@ -272,5 +273,5 @@ def _judge_unmarked(plain: str, srcs: list[Source], sem_row) -> CheckedSentence:
     if status == "supported":
         return CheckedSentence("", [], [j + 1], attributed=True)
     if status == "contradicted":
-        return CheckedSentence("", [], [], contradicted=True, reasons=res.reasons(f"[{j + 1}]"))
+        return CheckedSentence("", [], [], contradicted=True, reasons=res.reasons(f"[{j + 1}]"), against=[j + 1])
     return CheckedSentence("", [], [], reasons=["no source states it"])
