@@ -32,6 +32,8 @@ from ..errors import BadInputError
 from ..store.collection import ChunkRecord, Collection, StaleDuplicates, indexed_text
 from .chunker import chunk_sections
 from .attachments import is_attachment, parent_of, rename_children, sync_attachments
+from . import isolate
+from .isolate import TooSlow
 from .loaders import SUPPORTED_SUFFIXES, UnreadableFile, load_document
 
 EMBED_BATCH_CHUNKS = 256  # pending new chunks that trigger an embedding pass
@@ -189,10 +191,16 @@ class _BatchWriter:
         self.report.timings["chunk"] += time.perf_counter() - t0
         return chunks
 
-    def add_chunks(self, path: str, digest: str, size: int, loaded, status: str, chunks: list[ChunkRecord]) -> None:
+    def resolve(self, path: str, chunks: list[ChunkRecord]) -> list[int | None]:
         t0 = time.perf_counter()
         text_ids = self.collection.resolve_duplicates([c.text for c in chunks], path, [c.heading for c in chunks])
         self.report.timings["chunk"] += time.perf_counter() - t0
+        return text_ids
+
+    def add_chunks(self, path: str, digest: str, size: int, loaded, status: str, chunks: list[ChunkRecord],
+                   text_ids: list[int | None] | None = None) -> None:
+        if text_ids is None:
+            text_ids = self.resolve(path, chunks)
         self.add(_Pending(path, digest, size, loaded.format, loaded.title, status, chunks, text_ids,
                           "; ".join(loaded.warnings)))
 
@@ -202,8 +210,8 @@ class _BatchWriter:
 
 
 class _TooSlow(BaseException):
-    """Raised into a parser that ran past the file time limit (BaseException: parsers' `except Exception`
-    handlers must not turn it into a "corrupt file" of their own)."""
+    """Raised into chunking that ran past the file time limit (BaseException: no `except Exception` on the way
+    may turn it into something else). Parsing has its own limit: it runs in a child process (isolate.py)."""
 
 
 @contextmanager
@@ -243,6 +251,15 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
         on_event(IngestEvent("file", files_total=len(files), outcome=outcome))
 
     writer = _BatchWriter(collection, embedder, report, done, on_event, stamp)
+    _sync_files(collection, files, roots, writer, isolate.shared() if file_time_limit else None, report, done,
+                stamp, chunk_tokens, chunk_overlap, file_time_limit)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _sync_files(collection, files, roots, writer, parser, report, done, stamp, chunk_tokens, chunk_overlap,
+                file_time_limit) -> None:
+    t = report.timings
     # Decide every file's fate first, so renames are recognised before the old paths count as deleted.
     t0 = time.perf_counter()
     on_disk = {str(f) for f in files}
@@ -278,10 +295,11 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
             continue
         t0, chunk_before = time.perf_counter(), t["chunk"]
         try:
+            loaded = parser.load(f, file_time_limit) if parser else load_document(f)
             with _time_limit(file_time_limit):
-                loaded = load_document(f)
                 chunks = writer.chunk(loaded, chunk_tokens, chunk_overlap)
-        except (UnreadableFile, _TooSlow) as exc:
+                text_ids = writer.resolve(key, chunks)
+        except (UnreadableFile, TooSlow, _TooSlow) as exc:
             reason = str(exc) if isinstance(exc, UnreadableFile) else \
                 f"gave up after {file_time_limit:g}s reading it (setting file_time_limit)"
             # A file that was readable before keeps its old version searchable; the reason says it is stale.
@@ -289,7 +307,7 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
             continue
         finally:
             t["parse"] += time.perf_counter() - t0 - (t["chunk"] - chunk_before)
-        writer.add_chunks(key, digest, sizes[key], loaded, "updated" if existing else "added", chunks)
+        writer.add_chunks(key, digest, sizes[key], loaded, "updated" if existing else "added", chunks, text_ids)
         if loaded.attachments or (existing and existing.format in ("eml", "msg")):
             sync_attachments(collection, writer, key, loaded.attachments, stamp, done,
                              lambda p, st, why, n: FileOutcome(p, st, why, n), chunk_tokens, chunk_overlap)
@@ -303,8 +321,6 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
             done(FileOutcome(doc.path, "removed", chunks=doc.n_chunks))
     collection.save()
     t["index"] += time.perf_counter() - t0
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 @dataclass

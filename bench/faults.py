@@ -1,0 +1,716 @@
+"""The fault suite: ingest fuzzing, kill -9 at random points, concurrent use, a clean-room install.
+
+    python bench/faults.py all            # the full suite (≈10 min on 2 cores); prints the figures the README quotes
+    python bench/faults.py fuzz|kill|concurrency|cleanroom [--seeds N]
+
+tests/test_faults.py runs a fast slice of the same scenarios on every `make test`; the `slow` tests there run them
+whole. Storage, parsing and process death are under test, not embedding quality, so ingest here uses a
+deterministic hashing embedder (HashEmbedder) instead of the ONNX model, except in the clean-room install, which
+runs the real `edgerag` commands on the bundled models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from edgerag.store.collection import Collection, EmbedderId, indexed_text  # noqa: E402
+
+NAME = "faults"
+
+
+class HashEmbedder:
+    """A bag of hashed words as a unit vector: deterministic, instant, similar texts get similar vectors."""
+
+    dim = 32
+
+    def __init__(self, salt: str = "a"):
+        self.salt = salt
+        self.name = f"hash-embedder-{salt}"
+
+    @property
+    def id(self) -> EmbedderId:
+        return EmbedderId(self.name, hashlib.sha256(self.name.encode()).hexdigest(), self.dim)
+
+    def embed(self, texts, progress=None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()[:20000]):
+                h = int.from_bytes(hashlib.blake2b((self.salt + word).encode(), digest_size=8).digest(), "little")
+                out[i, h % self.dim] += 1.0 if (h >> 40) & 1 else -1.0
+            out[i, 0] += 0.01  # never the zero vector
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        if progress:
+            progress(len(texts))
+        return out
+
+    def count_tokens_batch(self, texts) -> list[int]:
+        return [len(t.split()) + 1 for t in texts]
+
+
+def open_collection(root: Path, embedder: HashEmbedder | None = None, create: bool = True) -> Collection:
+    return Collection.open(root, NAME, embedder.id if embedder else None, create=create)
+
+
+def ingest(root: Path, paths: list[Path], embedder: HashEmbedder | None = None, time_limit: float = 0,
+           chunk_tokens: int = 60, overlap: int = 8):
+    from edgerag.ingest.sync import sync
+
+    embedder = embedder or HashEmbedder()
+    with open_collection(root, embedder) as col:
+        return sync(col, embedder, paths, chunk_tokens, overlap, file_time_limit=time_limit)
+
+
+def state(root: Path, base: Path | None = None) -> dict:
+    """What a user can observe: every document's chunks (as the document words them), paths relative to base."""
+    with open_collection(root, create=False) as col:
+        docs = {}
+        for d in col.documents():
+            key = str(Path(d.path).relative_to(base)) if base and d.path.startswith(str(base)) else d.path
+            docs[key] = col.chunks_of(d.path)
+        return {"documents": docs, "texts": col.counts()["texts"]}
+
+
+def integrity(root: Path, embedder: HashEmbedder | None = None) -> list[str]:
+    """Collection.problems() on a fresh open, plus a full comparison: every stored embedding is the embedder's
+    vector of its text, and every vector the file serves is the stored one."""
+    with open_collection(root, create=False) as col:
+        out = col.problems()
+        rows = col.conn.execute("SELECT id, heading, text FROM texts ORDER BY id").fetchall()
+        if rows:
+            ids = [r[0] for r in rows]
+            stored = col.embeddings(ids)
+            if embedder is not None:
+                want = embedder.embed([indexed_text(r[1], r[2]) for r in rows])
+                if not np.allclose(stored, want, atol=1e-5):
+                    out.append("stored embeddings are not the active embedder's")
+            served = np.asarray(col.vectors.index.get_items(ids), dtype=np.float32)
+            unit = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+            if not np.allclose(served, unit, atol=1e-3):
+                out.append("vector file serves other vectors than SQLite stores")
+        return out
+
+
+# -- corpora and edits -----------------------------------------------------------------------------------------
+def corpus(folder: Path, n: int = 60, seed: int = 0) -> Path:
+    """n XQuAD paragraphs as .txt files plus Markdown files with headings (docs/samples and generated)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.loads((DATA / "qa" / "xquad_en" / "xquad.en.json").read_text(encoding="utf-8"))
+    paragraphs = [p["context"] for a in data["data"] for p in a["paragraphs"]]
+    for i, text in enumerate(paragraphs[:n]):
+        (folder / f"p{i:03d}.txt").write_text(text, encoding="utf-8")
+    for sample in (REPO / "docs" / "samples").iterdir():
+        shutil.copy(sample, folder / sample.name)
+    rng = random.Random(seed)
+    for i in range(max(2, n // 20)):
+        parts = rng.sample(paragraphs[n:n + 40], 3)
+        (folder / f"guide{i}.md").write_text(
+            "".join(f"# Part {j}\n\n{p}\n\n" for j, p in enumerate(parts)), encoding="utf-8")
+    return folder
+
+
+def edit(folder: Path, seed: int) -> None:
+    """Ordinary edits in one go: change words, delete, rename, and move/split/merge paragraphs between files."""
+    rng = random.Random(seed)
+    files = sorted(folder.glob("p*.txt"))
+    rng.shuffle(files)
+    k = max(1, len(files) // 10)
+    changed, deleted, renamed, movers = files[:k], files[k:2 * k], files[2 * k:3 * k], files[3 * k:5 * k]
+    for f in changed:
+        words = f.read_text(encoding="utf-8").split(" ")
+        words[rng.randrange(len(words))] = "zanzibar"
+        f.write_text(" ".join(words), encoding="utf-8")
+    for f in deleted:
+        f.unlink()
+    for f in renamed:
+        f.rename(f.with_name("renamed-" + f.name))
+    # move: the text of one file goes (whole, split or merged) into files sorting before and after it
+    for a, b in zip(movers[::2], movers[1::2]):
+        text_a, text_b = a.read_text(encoding="utf-8"), b.read_text(encoding="utf-8")
+        how = rng.choice(["merge", "split", "swap"])
+        if how == "merge":
+            (folder / f"a-merged-{a.stem}.txt").write_text(text_a + "\n\n" + text_b, encoding="utf-8")
+            a.unlink(), b.unlink()
+        elif how == "split":
+            half = len(text_a) // 2
+            (folder / f"z-split-{a.stem}.txt").write_text(text_a[half:], encoding="utf-8")
+            a.write_text(text_a[:half], encoding="utf-8")
+        else:
+            a.write_text(text_b, encoding="utf-8")
+            b.write_text(text_a, encoding="utf-8")
+    for i in range(k):
+        (folder / f"new{seed}-{i}.txt").write_text(f"A new note number {i} about lighthouses and tide tables.",
+                                                    encoding="utf-8")
+
+
+# -- the child process (killed, or run beside another) -----------------------------------------------------------
+def child(args) -> int:
+    """Run one ingest or reindex; print 'ready' once the write lock is held. --kill-at POINT:N kills this process
+    (SIGKILL) right after the N-th SQLite commit ('commit') or before the N-th vector-file save ('save')."""
+    from edgerag.errors import EdgeragError
+    from edgerag.ingest import sync as sync_module
+    from edgerag.store.vectors import HnswVectors
+
+    sync_module.EMBED_BATCH_CHUNKS, sync_module.SAVE_EVERY_TEXTS = 8, 24  # many commits and saves per run
+    if args.kill_at:
+        point, n = args.kill_at.split(":")
+        count = {"n": 0}
+
+        def tick():
+            count["n"] += 1
+            if count["n"] == int(n):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        if point == "commit":
+            original = Collection._txn
+
+            def _txn(self):
+                inner = original(self)
+
+                class Wrapped:
+                    def __enter__(self_inner):
+                        return inner.__enter__()
+
+                    def __exit__(self_inner, exc_type, *rest):
+                        result = inner.__exit__(exc_type, *rest)
+                        if exc_type is None:
+                            tick()
+                        return result
+                return Wrapped()
+            Collection._txn = _txn
+        else:
+            save = HnswVectors.save
+
+            def killing_save(self):
+                if self.dirty:
+                    tick()
+                save(self)
+            HnswVectors.save = killing_save
+    if args.slow:
+        embed = HashEmbedder.embed
+
+        def slow_embed(self, texts, progress=None):
+            time.sleep(args.slow)
+            return embed(self, texts, progress)
+        HashEmbedder.embed = slow_embed
+    root, embedder = Path(args.root), HashEmbedder(args.embedder)
+    try:
+        if args.action == "reindex":
+            with open_collection(root, create=False) as col:
+                col.acquire_write_lock()
+                print("ready", flush=True)
+                col.replace_all_embeddings(embedder.id, embedder.embed)
+        else:
+            from edgerag.ingest.sync import sync
+
+            with open_collection(root, embedder) as col:
+                col.acquire_write_lock()
+                print("ready", flush=True)
+                sync(col, embedder, [Path(args.folder)], 60, 8)
+    except EdgeragError as exc:
+        print(f"refused: {exc}", flush=True)
+        return 1
+    print("done", flush=True)
+    return 0
+
+
+def spawn(root: Path, action: str, folder: Path | None = None, embedder: str = "a", kill_at: str | None = None,
+          slow: float = 0.0) -> subprocess.Popen:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "child", "--root", str(root), "--action", action,
+           "--embedder", embedder] + (["--folder", str(folder)] if folder else []) + \
+          (["--kill-at", kill_at] if kill_at else []) + (["--slow", str(slow)] if slow else [])
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def wait_ready(proc: subprocess.Popen, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    line = ""
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line or line.startswith(("ready", "refused", "done")):
+            return line.strip()
+    return line.strip()
+
+
+# -- 1. ingest fuzzing ---------------------------------------------------------------------------------------------
+def _zip(path: Path, members: dict[str, bytes | tuple[int, bytes]]) -> Path:
+    """A zip; a member given as (n, byte) is n copies of that byte, streamed (so a bomb needs no memory)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            if isinstance(content, tuple):
+                n, byte = content
+                with zf.open(name, "w", force_zip64=True) as fh:
+                    block = byte * (1 << 20)
+                    for _ in range(n >> 20):
+                        fh.write(block)
+            else:
+                zf.writestr(name, content)
+    return path
+
+
+def _truncated(source: Path, target: Path, fraction: float = 0.5) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+def hostile_files(folder: Path, big_mb: int = 50, bomb_mb: int = 300) -> Path:
+    """Files built to break a parser, a reader or a walker. Returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = DATA / "documents"
+    pdf = next(docs.rglob("*.pdf"))
+    docx = next(docs.rglob("*.docx"))
+    epub = next(docs.rglob("*.epub"))
+    _truncated(pdf, folder / "truncated.pdf")
+    _truncated(pdf, folder / "truncated-early.pdf", 0.05)
+    _truncated(docx, folder / "truncated.docx")
+    _truncated(epub, folder / "truncated.epub")
+    _zip(folder / "bomb.docx", {"[Content_Types].xml": b"<Types/>", "word/document.xml": (bomb_mb << 20, b" ")})
+    _zip(folder / "bomb.epub", {
+        "mimetype": b"application/epub+zip",
+        "META-INF/container.xml": b'<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:'
+                                  b'opendocument:xmlns:container"><rootfiles><rootfile full-path="content.opf" '
+                                  b'media-type="application/oebps-package+xml"/></rootfiles></container>',
+        "content.opf": b'<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
+                       b'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier '
+                       b'id="id">bomb</dc:identifier><dc:title>Bomb</dc:title><dc:language>en</dc:language></metadata>'
+                       b'<manifest><item id="c1" href="ch1.xhtml" media-type="application/xhtml+xml"/></manifest>'
+                       b'<spine><itemref idref="c1"/></spine></package>',
+        "ch1.xhtml": (bomb_mb << 20, b"a")})
+    _zip(folder / "bomb.pptx", {"ppt/slides/slide1.xml": (bomb_mb << 20, b"<")})
+    with open(folder / "one-line.txt", "wb") as fh:  # a single 50 MB line: no sentence or paragraph break
+        word = b"lorem ipsum dolor sit amet "
+        fh.write(word * ((big_mb << 20) // len(word)))
+    (folder / "invalid-utf8.txt").write_bytes(b"Valid start. " + bytes(range(128, 256)) * 40 + b" valid end.\xff\xfe")
+    (folder / "invalid-utf8.md").write_bytes(b"# Title\n\n\xc3\x28 broken \xe2\x82 sequences \xf0\x28\x8c\x28 here.\n")
+    (folder / "nul-bytes.txt").write_bytes(b"text with \x00 nul \x00 bytes in it. " * 50)
+    (folder / "deep.html").write_text("<html><body>" + "<div>" * 200_000 + "deep text" + "</div>" * 200_000
+                                      + "</body></html>")
+    (folder / "deep-unclosed.html").write_text("<p><b><i><span>" * 50_000 + "never closed")
+    (folder / "utf16.html").write_bytes("<html><body><h1>Titel</h1><p>Grüße aus Köln.</p></body></html>"
+                                        .encode("utf-16"))
+    (folder / "empty.pdf").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(os.urandom(4096))
+    (folder / "fake.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(2048))
+    (folder / "fake.docx").write_bytes(b"PK\x03\x04" + os.urandom(2048))
+    (folder / "crlf.md").write_bytes(b"# Heading\r\n\r\nLine one.\r\nLine two.\r\n" * 100)
+    (folder / "no-text.html").write_text("<html><head><script>var x = 1;</script></head><body></body></html>")
+    unreadable = folder / "unreadable.txt"
+    unreadable.write_text("you should not be able to read this")
+    unreadable.chmod(0)
+    sub = folder / "links"
+    sub.mkdir(exist_ok=True)
+    for name, target in (("loop", ".."), ("self-loop", "self-loop"), ("self.txt", "self.txt"),
+                         ("dangling.txt", "no-such-file.txt"), ("to-parent", "../links")):
+        link = sub / name
+        if not link.is_symlink():
+            link.symlink_to(target)
+    if hasattr(os, "mkfifo") and not (folder / "pipe.txt").exists():
+        os.mkfifo(folder / "pipe.txt")  # reading it would block forever
+    return folder
+
+
+def fuzz_child(args) -> int:
+    """Ingest each listed file on its own (one JSON line per file), then the folders whole."""
+    items = json.loads(Path(args.files).read_text())
+    root = Path(args.root)
+    for item in items:
+        print(json.dumps({"start": item}), flush=True)
+        started = time.perf_counter()
+        try:
+            report = ingest(root, [Path(item)], time_limit=args.limit)
+            outcomes = [{"path": o.path, "status": o.status, "reason": o.reason} for o in report.outcomes]
+            print(json.dumps({"path": item, "outcomes": outcomes, "seconds": time.perf_counter() - started}),
+                  flush=True)
+        except Exception as exc:  # noqa: BLE001 - exactly what the suite counts
+            print(json.dumps({"path": item, "crash": f"{type(exc).__name__}: {exc}"[:300],
+                              "seconds": time.perf_counter() - started}), flush=True)
+    print(json.dumps({"integrity": integrity(root)}), flush=True)
+    return 0
+
+
+def fuzz(work: Path, paths: list[Path], limit: float = 30.0, watchdog: float | None = None,
+         walk: list[Path] | None = None) -> dict:
+    """Every file under paths on its own, then each folder in `walk` (default: the folders in paths) as a whole,
+    which walks its links, loops, unreadable entries and named pipes. A child
+    process does the work: a crash of the interpreter is caught and named too, and a file that outlives the time
+    limit by far is killed by the watchdog (counted as a stall)."""
+    from edgerag.ingest.sync import discover
+
+    work.mkdir(parents=True, exist_ok=True)
+    files = [str(f) for p in paths for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*")
+                                                                             if x.is_file() and not x.is_symlink()))]
+    walk = [p for p in paths if p.is_dir()] if walk is None else walk
+    todo = files + [str(p) for p in walk]
+    discover(walk)  # a walker that loops forever would stop the suite here
+    results: list[dict] = []
+    watchdog = watchdog or limit * 3 + 30
+    root = work / "data"
+    root.mkdir(exist_ok=True)
+    integrity_problems: list[str] | None = None
+    while todo:
+        listing = work / "todo.json"
+        listing.write_text(json.dumps(todo))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "fuzz-child", "--files", str(listing), "--root",
+               str(root), "--limit", str(limit)]
+        if os.geteuid() == 0 and shutil.which("setpriv"):  # root reads everything: drop the override so a
+            cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] + cmd  # 000 file is unreadable
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        current, done = None, set()
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            if not sel.select(timeout=watchdog):
+                proc.kill()
+                results.append({"path": current, "stall": f"no answer in {watchdog:.0f}s"})
+                done.add(current)
+                break
+            line = proc.stdout.readline()
+            if not line:
+                break
+            msg = json.loads(line)
+            if "start" in msg:
+                current = msg["start"]
+            elif "integrity" in msg:
+                integrity_problems = msg["integrity"]
+            else:
+                results.append(msg)
+                done.add(msg["path"])
+        proc.wait()
+        if proc.returncode not in (0, None) and current and current not in done:
+            results.append({"path": current, "crash": f"interpreter died (exit {proc.returncode})"})
+            done.add(current)
+        todo = [t for t in todo if t not in done]
+        if integrity_problems is not None:
+            break
+    outcomes = [o for r in results for o in r.get("outcomes", [])]
+    failed = [o for o in outcomes if o["status"] in ("failed", "unsupported")]
+    return {
+        "files_tried": len(files), "folder_runs": len(walk),
+        "crashes": [r for r in results if "crash" in r], "stalls": [r for r in results if "stall" in r],
+        "named_failures": sum(1 for o in failed if o["reason"]), "unnamed_failures": sum(1 for o in failed if not o["reason"]),
+        "ingested": sum(1 for o in outcomes if o["status"] in ("added", "updated", "unchanged", "renamed")),
+        "time_limited": sum(1 for o in failed if "file_time_limit" in o["reason"]),
+        "slowest_s": round(max((r.get("seconds", 0) for r in results), default=0), 1),
+        "integrity": integrity_problems if integrity_problems is not None else ["no integrity check (child died)"],
+        "failures": sorted({(Path(o["path"]).name, o["reason"]) for r in results for o in r.get("outcomes", [])
+                            if o["status"] == "failed"}),
+    }
+
+
+# -- 2. kill -9 at random points -------------------------------------------------------------------------------------
+def _reindex(root: Path, embedder: HashEmbedder) -> None:
+    with open_collection(root, create=False) as col:
+        col.replace_all_embeddings(embedder.id, embedder.embed)
+
+
+def _meta_embedder(root: Path) -> HashEmbedder:
+    with open_collection(root, create=False) as col:
+        return HashEmbedder(col.meta()["embedder_name"].removeprefix("hash-embedder-"))
+
+
+def kill_once(work: Path, scenario: str, seed: int, n_files: int = 60, durations: dict | None = None) -> dict:
+    """One seed of one scenario: build the start state, kill a child doing the work, check the collection,
+    finish with an uninterrupted run and compare with a reference that was never killed."""
+    rng = random.Random(seed)
+    base = work / f"{scenario}-{seed}"
+    shutil.rmtree(base, ignore_errors=True)
+    folder = corpus(base / "docs", n_files, seed)
+    root, ref = base / "data", base / "ref"
+    if scenario != "ingest":
+        ingest(root, [folder])
+    if scenario == "reingest":
+        edit(folder, seed)
+    before = state(root, folder)["documents"] if root.exists() else {}
+    if root.exists():
+        shutil.copytree(root, ref)
+    final_embedder = HashEmbedder("b" if scenario == "reindex" else "a")
+    _reindex(ref, final_embedder) if scenario == "reindex" else ingest(ref, [folder])
+
+    mode = ("time", "commit", "save")[seed % 3]
+    # reindex commits once and saves once; an ingest of this corpus commits and saves dozens of times
+    kill_at = None if mode == "time" else f"{mode}:{1 if scenario == 'reindex' else rng.randint(1, 12)}"
+    action = "reindex" if scenario == "reindex" else "ingest"
+    durations = durations if durations is not None else {}
+    if mode == "time" and scenario not in durations:  # how long the child's work takes, unkilled
+        probe = base / "probe"
+        if root.exists():
+            shutil.copytree(root, probe)
+        started = time.perf_counter()
+        p = spawn(probe, action, folder, final_embedder.salt, slow=0.01)
+        wait_ready(p)
+        started = time.perf_counter()
+        p.communicate(timeout=300)
+        durations[scenario] = time.perf_counter() - started
+        shutil.rmtree(probe, ignore_errors=True)
+    proc = spawn(root, action, folder, final_embedder.salt, kill_at=kill_at, slow=0.01)
+    first = wait_ready(proc)
+    if mode == "time" and first == "ready":
+        time.sleep(rng.uniform(0, durations[scenario]))
+        proc.kill()
+    proc.communicate(timeout=300)
+    killed = proc.returncode == -signal.SIGKILL
+
+    # right after the kill: consistent, and nothing that was committed and is still on disk has gone
+    problems = integrity(root, _meta_embedder(root)) if (root / NAME).exists() else []
+    after_kill = state(root, folder)["documents"] if (root / NAME).exists() else {}
+    lost = [p for p in before if (folder / p).exists() and p not in after_kill]
+    # the next run completes to the reference state
+    _reindex(root, final_embedder) if scenario == "reindex" else ingest(root, [folder])
+    final_problems = integrity(root, final_embedder)
+    got, want = state(root, folder), state(ref, folder)
+    missing = sorted(set(want["documents"]) - set(got["documents"]))
+    extra = sorted(set(got["documents"]) - set(want["documents"]))
+    differing = sorted(p for p in set(got["documents"]) & set(want["documents"])
+                       if got["documents"][p] != want["documents"][p])
+    shutil.rmtree(base, ignore_errors=True)
+    return {"scenario": scenario, "seed": seed, "mode": mode, "kill_at": kill_at, "killed": killed,
+            "corrupt": problems + final_problems, "lost": lost + missing, "duplicated_or_wrong": extra + differing,
+            "texts": (got["texts"], want["texts"])}
+
+
+def kills(work: Path, seeds: int = 20, n_files: int = 60, scenarios=("ingest", "reingest", "reindex")) -> dict:
+    durations: dict = {}
+    runs = [kill_once(work, s, seed, n_files, durations) for s in scenarios for seed in range(seeds)]
+    return {"runs": len(runs), "killed": sum(r["killed"] for r in runs),
+            "corrupt_stores": sum(bool(r["corrupt"]) for r in runs),
+            "lost_documents": sum(len(r["lost"]) for r in runs),
+            "duplicated_or_wrong": sum(len(r["duplicated_or_wrong"]) for r in runs),
+            "text_count_mismatch": sum(r["texts"][0] != r["texts"][1] for r in runs),
+            "bad": [r for r in runs if r["corrupt"] or r["lost"] or r["duplicated_or_wrong"]]}
+
+
+# -- 3. concurrent use -----------------------------------------------------------------------------------------------
+def concurrency(work: Path) -> dict:
+    """Each scenario either serialises or refuses with a clear message; never a corrupt collection."""
+    from edgerag.errors import CollectionError
+    from edgerag.ingest.sync import sync
+    from edgerag.store.collection import remove_collection
+
+    shutil.rmtree(work, ignore_errors=True)
+    folder, root = corpus(work / "docs", 80), work / "data"
+    out: dict[str, dict] = {}
+    busy = re.compile(r"being changed by another edgerag process \(pid \d+\)")
+
+    # two ingest processes
+    a = spawn(root, "ingest", folder, slow=0.05)
+    wait_ready(a)
+    b = spawn(root, "ingest", folder)
+    b_out, _ = b.communicate(timeout=120)
+    a.communicate(timeout=300)
+    out["two ingests"] = {"held": bool(busy.search(b_out)) and a.returncode == 0 and not integrity(root),
+                          "second": b_out.strip().splitlines()[-1][:160]}
+
+    # ask (search) while an ingest writes: readers need no lock and always see a consistent snapshot
+    edit(folder, 1)
+    a = spawn(root, "ingest", folder, slow=0.05)
+    wait_ready(a)
+    queries, errors, q = 0, [], HashEmbedder().embed(["lighthouse keeper tide"])[0]
+    while a.poll() is None:
+        try:
+            with open_collection(root, create=False) as col:
+                hits = col.hits([t for t, _ in col.dense(q, 5)] + [t for t, _ in col.bm25("lighthouse", 5)])
+                assert all(h.text for h in hits.values())
+                queries += 1
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{type(exc).__name__}: {exc}")
+    a.communicate()
+    out["search during ingest"] = {"held": not errors and a.returncode == 0 and not integrity(root),
+                                   "queries": queries, "errors": errors[:3]}
+
+    # rm, reindex and a second in-process writer (the TUI's Library ingest) while a CLI ingest runs
+    edit(folder, 2)
+    a = spawn(root, "ingest", folder, slow=0.05)
+    wait_ready(a)
+    refused = {}
+    for name, attempt in (
+            ("rm --all", lambda: remove_collection(root, NAME)),
+            ("reindex", lambda: _reindex(root, HashEmbedder("b"))),
+            ("rm PATH", lambda: open_collection(root, create=False).delete_document(str(folder / "p001.txt"))),
+            ("TUI ingest in-process", lambda: ingest(root, [folder]))):
+        try:
+            attempt()
+            refused[name] = "ran"
+        except CollectionError as exc:
+            refused[name] = str(exc) if busy.search(str(exc)) else f"unclear: {exc}"
+    a.communicate()
+    out["writers during ingest"] = {"held": all(busy.search(v) for v in refused.values()) and a.returncode == 0
+                                    and not integrity(root), "messages": refused}
+
+    # two writers in one process (the TUI's Library screen saving while its worker ingests)
+    first = open_collection(root, create=False)
+    first.acquire_write_lock()
+    try:
+        with open_collection(root, create=False) as second:
+            sync(second, HashEmbedder(), [folder], 60, 8)
+        held = False
+    except CollectionError as exc:
+        held = bool(busy.search(str(exc)))
+    finally:
+        first.close()
+    out["two writers, one process"] = {"held": held and not integrity(root)}
+    return {"scenarios": len(out), "held": sum(v["held"] for v in out.values()), "detail": out}
+
+
+# -- 4. clean-room install -------------------------------------------------------------------------------------------
+def cleanroom(work: Path, network_namespace: bool = True) -> dict:
+    """`pip install .` (not editable) into a fresh venv, then `models prepare`, `ingest`, `ask` as a user would:
+    no EDGERAG_HOME, a fresh HOME, run from an unrelated folder, inside `unshare -rn` (no network) if allowed.
+
+    The venv gets its dependencies without downloading or rebuilding them: a .pth file puts the development
+    venv's site-packages *after* its own (so `import edgerag` finds only the freshly installed copy; the
+    development venv's editable-install hook is a .pth there, which Python does not process from a .pth-added
+    path). pip installs edgerag itself with --no-deps --no-build-isolation. Afterwards nothing may have been
+    written under either site-packages, and the data must be in the XDG user data folder."""
+    import sysconfig
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    venv, home, cwd = work / "venv", work / "home", work / "elsewhere"
+    home.mkdir()
+    cwd.mkdir()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site_new = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+    site_dev = Path(sysconfig.get_paths()["purelib"])
+    (site_new / "zz-edgerag-dev-deps.pth").write_text(str(site_dev) + "\n")
+    build = work / "src"
+    shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".venv", ".git", ".edgerag", "models", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
+    install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                              "--no-index", str(build)], capture_output=True, text=True, cwd=cwd)
+    if install.returncode:
+        return {"held": False, "step": "pip install", "error": install.stderr[-800:]}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERAG_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_CACHE_HOME=str(home / ".cache"), PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
+    samples = work / "docs"
+    shutil.copytree(REPO / "docs" / "samples", samples)
+    wrap = ["unshare", "-rn"] if network_namespace and shutil.which("unshare") and subprocess.run(
+        ["unshare", "-rn", "true"], capture_output=True).returncode == 0 else []
+
+    def snapshot(folder: Path) -> dict[str, int]:
+        return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+    before_new, before_dev = snapshot(site_new), snapshot(site_dev)
+    steps = {}
+    where = subprocess.run(wrap + [str(py), "-c", "import edgerag; print(edgerag.__file__)"], env=env, cwd=cwd,
+                           capture_output=True, text=True)
+    steps["import"] = where.stdout.strip()
+    for name, cmd in (("models prepare", ["models", "prepare"]),
+                      ("ingest", ["ingest", str(samples), "-c", "demo"]),
+                      ("ask", ["ask", "-c", "demo", "How long does the Aurora K3 warranty last?"])):
+        started = time.perf_counter()
+        run = subprocess.run(wrap + [str(venv / "bin" / "edgerag")] + cmd, env=env, cwd=cwd, capture_output=True,
+                             text=True, timeout=900)
+        steps[name] = {"exit": run.returncode, "seconds": round(time.perf_counter() - started, 1),
+                       "tail": (run.stdout + run.stderr).strip()[-300:]}
+    data_root = home / ".local" / "share" / "edgerag"
+    written_new = sorted(set(snapshot(site_new).items()) - set(before_new.items()))
+    written_dev = sorted(set(snapshot(site_dev).items()) - set(before_dev.items()))
+    ok = (str(site_new) in steps["import"] and all(isinstance(v, dict) and v["exit"] == 0 for v in steps.values()
+                                                   if isinstance(v, dict))
+          and (data_root / "models").is_dir() and (data_root / "data" / "collections" / "demo").is_dir()
+          and not written_new and not written_dev)
+    return {"held": ok, "network_namespace": bool(wrap), "steps": steps, "data_root": str(data_root),
+            "written_under_site_packages": [p for p, _ in written_new + written_dev][:10]}
+
+
+# -- the command line ------------------------------------------------------------------------------------------------
+def _documents() -> list[Path]:
+    return [DATA / "documents" / "docling_testdata", DATA / "documents" / "unstructured_example_docs"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("all", "fuzz", "kill", "concurrency", "cleanroom"):
+        p = sub.add_parser(name)
+        p.add_argument("--seeds", type=int, default=20)
+        p.add_argument("--files", type=int, default=60, help="corpus size for the kill scenarios")
+        p.add_argument("--limit", type=float, default=30.0, help="per-file time limit (fuzzing)")
+        p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgerag-faults")
+        p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    p = sub.add_parser("child")
+    p.add_argument("--root", required=True)
+    p.add_argument("--action", choices=("ingest", "reindex"), required=True)
+    p.add_argument("--folder")
+    p.add_argument("--embedder", default="a")
+    p.add_argument("--kill-at")
+    p.add_argument("--slow", type=float, default=0.0)
+    p = sub.add_parser("fuzz-child")
+    p.add_argument("--files", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--limit", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if args.cmd == "child":
+        return child(args)
+    if args.cmd == "fuzz-child":
+        return fuzz_child(args)
+
+    figures: dict = {"machine": f"{os.cpu_count()} CPU cores"}
+    work = args.work
+    if args.cmd in ("all", "fuzz"):
+        started = time.perf_counter()
+        hostile = hostile_files(work / "hostile")
+        figures["fuzz"] = fuzz(work / "fuzz", _documents() + [hostile], limit=args.limit)
+        figures["fuzz"]["seconds"] = round(time.perf_counter() - started)
+        _print("fuzz", figures["fuzz"], ("files_tried", "crashes", "stalls", "named_failures", "unnamed_failures",
+                                         "time_limited", "slowest_s", "integrity", "seconds"))
+    if args.cmd in ("all", "kill"):
+        started = time.perf_counter()
+        figures["kill"] = kills(work / "kill", args.seeds, args.files)
+        figures["kill"]["seconds"] = round(time.perf_counter() - started)
+        _print("kill -9", figures["kill"], ("runs", "killed", "corrupt_stores", "lost_documents",
+                                            "duplicated_or_wrong", "text_count_mismatch", "seconds"))
+    if args.cmd in ("all", "concurrency"):
+        figures["concurrency"] = concurrency(work / "concurrency")
+        _print("concurrency", figures["concurrency"], ("scenarios", "held"))
+    if args.cmd in ("all", "cleanroom"):
+        figures["cleanroom"] = cleanroom(work / "cleanroom")
+        _print("clean-room install", figures["cleanroom"], ("held", "network_namespace", "steps",
+                                                            "written_under_site_packages"))
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    bad = (figures.get("fuzz", {}).get("crashes") or figures.get("fuzz", {}).get("stalls")
+           or figures.get("kill", {}).get("bad")
+           or figures.get("concurrency", {}).get("held", 0) != figures.get("concurrency", {}).get("scenarios", 0)
+           or not figures.get("cleanroom", {}).get("held", True))
+    return 1 if bad else 0
+
+
+def _print(title: str, data: dict, keys) -> None:
+    print(f"== {title}")
+    for k in keys:
+        v = data.get(k)
+        print(f"  {k}: {len(v) if isinstance(v, list) and k in ('crashes', 'stalls') else v}")
+    for k in ("crashes", "stalls", "bad"):
+        for item in (data.get(k) or [])[:10]:
+            print(f"  ! {item}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The fault suite (bench/faults.py): a fast slice on every run, the whole of it under the `slow` mark.
+
+- fuzzing: hostile files and a sample of ../shared/data/documents never crash ingest; each failure has a reason
+  and a per-file time limit holds;
+- kill -9 at random points (time, after the N-th commit, before the N-th vector save) during ingest, re-ingest
+  after edits and reindex: the collection passes the integrity check, nothing is lost or duplicated, and the next
+  run reaches the state of a run that was never killed;
+- concurrent use: two ingests, search during ingest, rm/reindex/a TUI ingest during a CLI ingest, two writers in
+  one process: refused with a message naming the holder, or safe;
+- the finetuning loop obeys Cancel in every stage, and the gate resumes its own evaluation;
+- a GGUF whose tokenizer the HF rebuild gets wrong is refused (token ids checked against llama.cpp).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, shared
+
+sys.path.insert(0, str(REPO / "bench"))
+import faults  # noqa: E402
+
+
+def _sample(every: int) -> list[Path]:
+    docs = shared("documents")
+    files = sorted(p for p in docs.rglob("*") if p.is_file())
+    return files[::every]
+
+
+def test_hostile_files_fail_by_name_without_crash(tmp_path):
+    hostile = faults.hostile_files(tmp_path / "hostile", big_mb=5, bomb_mb=260)
+    result = faults.fuzz(tmp_path / "work", [hostile] + _sample(25), limit=4, walk=[hostile / "links"])
+    assert result["crashes"] == [] and result["stalls"] == []
+    assert result["unnamed_failures"] == 0 and result["integrity"] == []
+    reasons = dict(result["failures"])
+    for name in ("truncated.pdf", "truncated.docx", "bomb.docx", "fake.pdf", "empty.pdf", "binary.txt"):
+        assert reasons.get(name), f"{name} should fail with a reason: {reasons.get(name)!r}"
+    assert reasons.get("unreadable.txt") == "permission denied"
+    assert "one-line.txt" not in reasons or "file_time_limit" in reasons["one-line.txt"]
+
+
+@pytest.mark.parametrize("scenario", ["ingest", "reingest", "reindex"])
+def test_kill_at_random_points_fast(tmp_path, scenario):
+    durations: dict = {}
+    for seed in range(3):  # one seed per kill mode: time, after a commit, before a vector save
+        run = faults.kill_once(tmp_path, scenario, seed, n_files=20, durations=durations)
+        assert run["corrupt"] == [] and run["lost"] == [] and run["duplicated_or_wrong"] == [], run
+        assert run["texts"][0] == run["texts"][1], run
+
+
+def test_concurrent_use_is_refused_clearly_or_safe(tmp_path):
+    result = faults.concurrency(tmp_path / "concurrency")
+    assert result["held"] == result["scenarios"], json.dumps(result["detail"], indent=1)
+
+
+# -- finetuning: cancel in every stage, the gate's resume folder, the tokenizer check -----------------------------
+def test_cancel_stops_synthesis_export_and_gate(monkeypatch):
+    from edgerag.finetune import pipeline, train
+
+    events = []
+    checked = pipeline.stoppable(events.append, "export")
+    checked({"event": "status"})
+    train.request_stop()
+    with pytest.raises(train.TrainingStopped, match="cancelled during export"):
+        checked({"event": "export", "step": "merge"})
+    assert len(events) == 2 and not train._STOP.is_set()  # the request is consumed: a resumed run goes on
+
+
+def test_gate_resumes_its_own_evaluation_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from edgerag.evaluate import gate as gate_module
+    from edgerag.evaluate.events import EvalEvent
+    from edgerag.finetune import pipeline
+
+    eval_run = tmp_path / "data" / "runs" / "20260101-gate-heldout"
+    eval_run.mkdir(parents=True)
+    calls = []
+
+    def gate_generator(settings, questions, *, resume, on_event, **kw):
+        calls.append(resume)
+        on_event(EvalEvent("run", info=str(eval_run)))
+        if len(calls) == 1:
+            raise KeyboardInterrupt("killed mid-evaluation")
+        metrics = {"f1": {"mean": 1.0}}
+        summary = {"comparisons": [{"metrics": {"f1": {"verdict": "same"}}}],
+                   "systems": {"base": {"metrics": metrics}, "candidate": {"metrics": metrics}}}
+        mean = SimpleNamespace(mean=1.0)
+        return SimpleNamespace(verdict="same", metric="f1", base=mean, candidate=mean,
+                               difference=SimpleNamespace(lo=0, hi=0), n=1, run_dir=eval_run, summary=summary)
+
+    monkeypatch.setattr(gate_module, "gate_generator", gate_generator)
+    questions = SimpleNamespace(name="heldout", source="x")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.gate(None, run_dir, "heldout", questions, "base", "cand", None, 0, lambda e: None)
+    summary = pipeline.gate(None, run_dir, "heldout", questions, "base", "cand", None, 0, lambda e: None)
+    assert calls == [None, eval_run] and summary["verdict"] == "same"
+
+
+@pytest.mark.slow  # transformers' GGUF tokenizer conversion: ~40 s on 2 cores
+def test_gguf_whose_rebuilt_tokenizer_disagrees_with_llama_cpp_is_refused(tmp_path):
+    """SmolLM2's tokenizer metadata with another pre-tokenizer type (as a non-SmolLM2 BPE GGUF would have):
+    llama.cpp splits digits differently, so the HF tokenizer edgerag would train with must be refused."""
+    pytest.importorskip("transformers")
+    import gguf
+
+    from edgerag.errors import ModelError
+    from edgerag.finetune.base import PROBE_TEXTS, _dequantize_gguf, llama_cpp_token_ids, verify_tokenizer
+    from tinyllama import make_tiny_gguf
+
+    good = make_tiny_gguf(tmp_path / "tiny.gguf")
+    reader = gguf.GGUFReader(str(good))
+    bad = tmp_path / "other-pre.gguf"
+    writer = gguf.GGUFWriter(str(bad), "llama")
+    from edgerag.finetune.export import copy_metadata, finish_gguf
+
+    copy_metadata(reader, writer, skip={"general.architecture", "tokenizer.ggml.pre"})
+    writer.add_string("tokenizer.ggml.pre", "default")
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, np.array(tensor.data))
+    finish_gguf(writer)
+    assert llama_cpp_token_ids(bad, PROBE_TEXTS) != llama_cpp_token_ids(good, PROBE_TEXTS)
+    with pytest.raises(ModelError, match="disagrees with llama.cpp"):
+        _dequantize_gguf(bad, tmp_path / "cache-bad")
+    assert not (tmp_path / "cache-bad").exists()
+    transformers = pytest.importorskip("transformers")
+    tok = transformers.AutoTokenizer.from_pretrained(str(good.parent), gguf_file=good.name)
+    from edgerag.finetune.base import repair_tokenizer
+
+    verify_tokenizer(repair_tokenizer(tok, tok.chat_template), good, good.name)  # SmolLM2's own: accepted
+
+
+# -- the whole suite ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_full_fuzz_of_every_document(tmp_path):
+    hostile = faults.hostile_files(tmp_path / "hostile")
+    result = faults.fuzz(tmp_path / "work", [shared("documents"), hostile], limit=30)
+    assert result["crashes"] == [] and result["stalls"] == [] and result["unnamed_failures"] == 0
+    assert result["integrity"] == [] and result["files_tried"] > 360
+
+
+@pytest.mark.slow
+def test_kill_twenty_seeds_per_scenario(tmp_path):
+    result = faults.kills(tmp_path, seeds=20, n_files=60)
+    assert result["runs"] == 60 and result["killed"] >= 40
+    assert result["bad"] == [] and result["text_count_mismatch"] == 0
+
+
+@pytest.mark.slow
+def test_clean_room_install(tmp_path):
+    result = faults.cleanroom(tmp_path / "cleanroom")
+    assert result["held"], json.dumps(result, indent=1)
