@@ -49,6 +49,16 @@ def test_marker_after_a_newline_attaches_to_the_previous_sentence():
     assert checked[1].status == "unchecked"
 
 
+def test_echoed_source_lines_are_not_claims():
+    answer = ("The swallows return every spring.\n[1] (birds.md, Migration) The swallows return every spring. "
+              "They nest in barns.\n[2] (other.md) Something else entirely. It rains.")
+    parts = split_answer(answer)
+    assert [claim for _, claim in parts] == [True, False, False]
+    assert markers(parts[0][0]) == [1]  # the first echo's marker closes the answer; the second is only a listing
+    checked = check_answer(answer, ["The swallows return every spring to the old barn.", "Rain."])
+    assert [c.status for c in checked] == ["supported", "unchecked", "unchecked"]
+
+
 def test_marker_at_sentence_start():
     assert markers(sentences_of("[2] The hopper holds 250 grams.")[0]) == [2]
     # "… grinder. [2] The hopper …": the marker closes the sentence before it, which had none

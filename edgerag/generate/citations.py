@@ -77,26 +77,39 @@ def strip_markers(sentence: str) -> str:
     return re.sub(r"\s+([.!?,;:])", r"\1", _MARKER.sub("", sentence)).strip()
 
 
-def _is_echo(text: str) -> bool:
-    """A line like "(manual.md, Warranty) The K3 carries…": the model repeating a source's label and text."""
-    return text.startswith("(")
+# A line that repeats a source the way the prompt shows it: "[1] (manual.md, Warranty) The K3 carries…".
+_ECHO_LINE = re.compile(r"^[ \t]*((?:\[\s*\d+[^\]\n]*\][ \t]*)+)\(.*$", re.MULTILINE)
 
 
 def split_answer(answer: str) -> list[tuple[str, bool]]:
-    """(sentence, is_claim) in order. Markers that open a sentence close the previous one when it has none, or
-    when they introduce an echoed source line ("…every spring.\\n[1] (a.md) …"); echoed lines are no claims."""
+    """(sentence, is_claim) in order. Markers that open a sentence close the previous one when it has none
+    ("…grinder. [2] The hopper…"), else they belong to the sentence they open. A line echoing a source
+    ("…every spring.\n[1] (a.md) The swallows…") gives its marker to the sentence before it, if that has none,
+    and is no claim itself: small models often answer, then repeat the source they used."""
     out: list[list] = []
-    for sentence in split_sentences(answer.strip()):
+    pos = 0
+    for echo in _ECHO_LINE.finditer(answer):
+        out += _sentences(answer[pos:echo.start()], out)
+        if out and out[-1][1] and not markers(out[-1][0]):
+            out[-1][0] = f"{out[-1][0]} {echo.group(1).strip()}"
+        out.append([echo.group(0).strip(), False])
+        pos = echo.end()
+    out += _sentences(answer[pos:], out)
+    return [(text, claim) for text, claim in out]
+
+
+def _sentences(text: str, before: list[list]) -> list[list]:
+    out: list[list] = []
+    for sentence in split_sentences(text.strip()):
         lead = _LEADING_MARKERS.match(sentence)
-        if lead and out:
-            rest = sentence[lead.end():].strip()
-            if not markers(out[-1][0]) or _is_echo(rest) or not rest:
-                out[-1][0] = f"{out[-1][0]} {lead.group(0).strip()}"
-                if rest:
-                    out.append([rest, not _is_echo(rest)])
+        previous = out[-1] if out else (before[-1] if before and before[-1][1] else None)
+        if lead and previous is not None and not markers(previous[0]):
+            previous[0] = f"{previous[0]} {lead.group(0).strip()}"
+            sentence = sentence[lead.end():].strip()
+            if not sentence:
                 continue
-        out.append([sentence, not (lead and _is_echo(sentence[lead.end():].strip()))])
-    return [(s, claim) for s, claim in out]
+        out.append([sentence, True])
+    return out
 
 
 # -- support -----------------------------------------------------------------------------------------------------
