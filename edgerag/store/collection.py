@@ -5,7 +5,12 @@ were made with, and the HNSW parameters. Opening with another embedder is refuse
 
 Each document is written in one SQLite transaction (its chunks, new texts, embeddings), so a killed process
 leaves either the old or the new version of a file, never half of one. The vector file is saved atomically and
-reconciled against SQLite whenever a collection is opened for writing or searching.
+reconciled against SQLite whenever a collection is opened (labels, plus a spot check that the file's vectors are
+SQLite's): readers reconcile in memory, the writer also saves. One writer at a time holds the collection's
+write lock (lock.py); a second one is refused with a message naming the holder.
+
+A chunk is indexed (FTS5 and embedding) as its heading followed by its text, so a question that names a section
+finds it; the passage shown and cited is the text alone.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import numpy as np
 
 from ..errors import CollectionError
 from . import dedup
+from .lock import LockBusy, WriteLock
 from .schema import connect
 from .vectors import HnswVectors
+from .keyword import KEYWORDS_FILE, KeywordIndex, remove_strays as remove_keyword_strays
 
 DB_FILE, VECTORS_FILE = "collection.sqlite", "vectors.hnsw"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+HEADING_CHARS = 160  # of a heading that lead a chunk's indexed text (the embedder truncates at 256 tokens)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class DocumentRow:
     title: str | None
     n_chunks: int
     ingested_at: str
+    chunking: str = ""  # the chunker parameters this document was split with (see sync.chunking_stamp)
 
 
 @dataclass
@@ -67,6 +76,30 @@ class TextHit:
     start: int
     end: int
     doc_id: int
+
+
+class StaleDuplicates(Exception):
+    """write_document was given text ids that no longer exist (an earlier write of the same batch deleted them):
+    the caller resolves those chunks again, embeds what is now new, and retries."""
+
+    def __init__(self, indices: list[int]):
+        super().__init__(f"{len(indices)} chunk(s) point at texts deleted since they were resolved")
+        self.indices = indices
+
+
+def indexed_text(heading: str | None, text: str) -> str:
+    """What the embedder sees for a chunk: its heading, then its text."""
+    return f"{heading[:HEADING_CHARS]}\n\n{text}" if heading else text
+
+
+def text_key(heading: str | None, text: str) -> str:
+    """A stored text's identity: the same words under another heading are indexed differently, so stored apart."""
+    return dedup.exact_key(f"{heading}\n{text}" if heading else text)
+
+
+def _busy(name: str, holder: str) -> CollectionError:
+    return CollectionError(f"collection {name!r} is being changed by another edgerag process ({holder}): "
+                           "wait for it to finish, then run the command again")
 
 
 def collection_dir(data_root: Path, name: str) -> Path:
@@ -84,13 +117,23 @@ def remove_collection(data_root: Path, name: str) -> None:
     folder = collection_dir(data_root, name)
     if not (folder / DB_FILE).is_file():
         raise CollectionError(f"no collection named {name!r}")
-    shutil.rmtree(folder)
+    lock = WriteLock(folder)
+    try:
+        lock.acquire()
+    except LockBusy as exc:
+        raise _busy(name, exc.holder) from None
+    try:
+        shutil.rmtree(folder)
+    finally:
+        lock.release()
 
 
 class Collection:
     def __init__(self, folder: Path, conn, vectors: HnswVectors | None, name: str):
         self.folder, self.conn, self.vectors, self.name = folder, conn, vectors, name
         self._simhashes: dedup.SimhashIndex | None = None
+        self.lock = WriteLock(folder)
+        self.keywords: KeywordIndex | None = None  # the derived BM25 file (keyword.py)
 
     # -- opening -------------------------------------------------------------------------------------------
     @classmethod
@@ -124,12 +167,32 @@ class Collection:
         col.vectors = HnswVectors(folder / VECTORS_FILE, int(meta["dim"]), m=int(meta.get("hnsw_m", 16)),
                                   ef_construction=int(meta.get("hnsw_ef_construction", 200)),
                                   ef_search=int((hnsw or {}).get("hnsw_ef_search", meta.get("hnsw_ef_search", 128))))
+        col.keywords = KeywordIndex(folder / KEYWORDS_FILE, conn)
         col.reconcile()
         return col
 
     def close(self) -> None:
-        self.save()
-        self.conn.close()
+        try:
+            if self.lock.held:
+                self.save()
+        finally:
+            self.lock.release()
+            self.conn.close()
+
+    # -- the write lock ------------------------------------------------------------------------------------
+    def acquire_write_lock(self) -> None:
+        """Become this collection's one writer until close(), or raise CollectionError naming the holder.
+        Every write takes it implicitly; long jobs (ingest, reindex) take it first so they fail before working."""
+        if self.lock.held:
+            return
+        try:
+            self.lock.acquire()
+        except LockBusy as exc:
+            raise _busy(self.name, exc.holder) from None
+        for stray in self.folder.glob(VECTORS_FILE + ".tmp-*"):  # left by a killed writer; none is live now
+            stray.unlink(missing_ok=True)
+        remove_keyword_strays(self.folder)
+        self.reconcile()  # the file may have changed since we opened: persist the reconciled state
 
     def __enter__(self):
         return self
@@ -142,6 +205,7 @@ class Collection:
         return {r["key"]: r["value"] for r in self.conn.execute("SELECT key, value FROM meta")}
 
     def _set_meta(self, **values: str) -> None:
+        self.acquire_write_lock()
         with self._txn():
             self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
 
@@ -163,12 +227,39 @@ class Collection:
         return _Txn()
 
     def reconcile(self) -> tuple[int, int]:
-        """Bring the vector file in line with SQLite (after a crash between commit and save)."""
+        """Bring the vector file in line with SQLite (after a crash between commit and save): labels first, then
+        a spot check that the file's vectors are SQLite's (a file left from another embedding of the same texts,
+        e.g. a reindex killed at the wrong moment, has the right labels and the wrong vectors: rebuilt whole).
+        Saved only by the writer; a reader keeps the reconciled index in memory."""
+        if self.keywords is not None:  # the derived BM25 file, by the same rules (stamp check, then the difference)
+            self.keywords.reconcile()
+            if self.lock.held:
+                self.keywords.save()
+        if self.vectors is None:
+            return 0, 0
         ids = {r[0] for r in self.conn.execute("SELECT id FROM texts")}
+        if not self._vectors_agree(ids):
+            meta = self.meta()
+            self.vectors = HnswVectors(self.folder / (VECTORS_FILE + ".rebuild"), int(meta["dim"]),
+                                       m=int(meta.get("hnsw_m", 16)),
+                                       ef_construction=int(meta.get("hnsw_ef_construction", 200)),
+                                       ef_search=self.vectors.ef_search)
+            self.vectors.path, self.vectors.dirty = self.folder / VECTORS_FILE, True
         added, deleted = self.vectors.reconcile(ids, self.embeddings)
-        if added or deleted:
+        if (added or deleted or self.vectors.dirty) and self.lock.held:
             self.vectors.save()
         return added, deleted
+
+    def _vectors_agree(self, ids: set[int], sample: int = 8) -> bool:
+        live = sorted(self.vectors.live_labels() & ids)
+        if not live:
+            return True
+        step = max(1, len(live) // sample)
+        probe = live[::step][:sample] + live[-1:]
+        stored = self.embeddings(probe)
+        stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)  # hnswlib keeps unit vectors
+        in_file = np.asarray(self.vectors.index.get_items(probe), dtype=np.float32)
+        return in_file.shape == stored.shape and bool(np.allclose(in_file, stored, atol=1e-3))
 
     def problems(self) -> list[str]:
         """Integrity check (tests and `edgerag ls --check`): every cross-reference between the tables and the
@@ -185,14 +276,20 @@ class Collection:
         if fts != texts:
             out.append(f"full-text index has {fts} rows for {texts} texts")
         ids = {r[0] for r in self.conn.execute("SELECT id FROM texts")}
-        live = {label for label in self.vectors.labels() if self.vectors.is_live(label)}
+        live = self.vectors.live_labels()
         if live != ids:
             out.append(f"vector file: {len(ids - live)} missing, {len(live - ids)} stale")
+        elif not self._vectors_agree(ids, sample=64):
+            out.append("vector file: vectors differ from the stored embeddings")
+        if self.keywords is not None:
+            out += self.keywords.problems(ids)
         return out
 
     def save(self) -> None:
         if self.vectors is not None:
             self.vectors.save()
+        if self.keywords is not None:
+            self.keywords.save()
 
     # -- reading -------------------------------------------------------------------------------------------
     def documents(self) -> list[DocumentRow]:
@@ -205,6 +302,12 @@ class Collection:
     def documents_with_hash(self, content_hash: str) -> list[DocumentRow]:
         rows = self.conn.execute("SELECT * FROM documents WHERE content_hash = ?", (content_hash,))
         return [DocumentRow(**dict(r)) for r in rows]
+
+    def chunks_of(self, path: str) -> list[tuple[str, str | None, int | None]]:
+        """(text as the document says it, heading, page) of each chunk of one document, in order."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT coalesce(c.own_text, t.text), c.heading, c.page FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            "JOIN texts t ON t.id = c.text_id WHERE d.path = ? ORDER BY c.ord", (path,))]
 
     def counts(self) -> dict[str, int]:
         one = lambda sql: self.conn.execute(sql).fetchone()[0]  # noqa: E731
@@ -243,7 +346,12 @@ class Collection:
         return out
 
     def bm25(self, query: str, k: int) -> list[tuple[int, float]]:
-        """[(text_id, score)] best first; score is -bm25 (higher is better). Query terms are OR-ed."""
+        """[(text_id, score)] best first; score is FTS5's -bm25 (higher is better), from the derived keyword index."""
+        return self.fts5_bm25(query, k)
+
+    def fts5_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
+        """The same ranking straight from FTS5, the record of truth (query terms OR-ed): the reference the keyword
+        index is tested and benchmarked against."""
         terms = [t for t in dedup.normalise(query) if len(t) > 1]
         if not terms:
             return []
@@ -263,65 +371,81 @@ class Collection:
             self._simhashes = dedup.SimhashIndex([r[0] for r in rows], [r[1] for r in rows])
         return self._simhashes
 
-    def resolve_duplicates(self, texts: list[str], path: str | None = None) -> list[int | None]:
-        """For each text, the id of a stored exact or near duplicate, or None if it is new.
+    def resolve_duplicates(self, texts: list[str], path: str | None = None,
+                           headings: list[str | None] | None = None) -> list[int | None]:
+        """For each text (under its heading), the id of a stored exact or near duplicate, or None if it is new.
 
-        A near match is only taken from *another* document: a file's own previous version never absorbs its
-        edits (an edited sentence must be embedded and searchable as it now reads).
+        A near match is only taken from *another* document and under the same heading: a file's own previous
+        version never absorbs its edits (an edited sentence must be embedded and searchable as it now reads).
         """
         out: list[int | None] = []
         index = self._simhash_index()
-        for text in texts:
-            row = self.conn.execute("SELECT id FROM texts WHERE norm_hash = ?", (dedup.exact_key(text),)).fetchone()
+        for text, heading in zip(texts, headings or [None] * len(texts)):
+            row = self.conn.execute("SELECT id FROM texts WHERE norm_hash = ?", (text_key(heading, text),)).fetchone()
             if row:
                 out.append(row[0])
                 continue
             near = index.nearest(dedup.simhash(text)) if dedup.long_enough(text) else None
-            if near is not None and path is not None and not self.conn.execute(
-                    "SELECT 1 FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.text_id = ? AND d.path != ? "
-                    "LIMIT 1", (near, path)).fetchone():
+            if near is not None and not self.conn.execute(
+                    "SELECT 1 FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN texts t ON t.id = c.text_id "
+                    "WHERE c.text_id = ? AND d.path != ? AND t.heading IS ? LIMIT 1",
+                    (near, path or "", heading)).fetchone():
                 near = None
             out.append(near)
         return out
 
     def write_document(self, path: str, content_hash: str, size: int, fmt: str, title: str | None,
-                       chunks: list[ChunkRecord], text_ids: list[int | None], new_vectors: dict[int, np.ndarray]) -> int:
+                       chunks: list[ChunkRecord], text_ids: list[int | None], new_vectors: dict[int, np.ndarray],
+                       chunking: str = "") -> int:
         """Replace whatever `path` held with these chunks, in one transaction.
 
         text_ids[i] is the stored text chunk i duplicates, or None; new_vectors maps the index i of each new text
-        to its embedding. Texts that no document uses any more are deleted (with their vectors).
+        to its embedding (of indexed_text(heading, text)). Texts that no document uses any more are deleted (with
+        their vectors). Raises StaleDuplicates, changing nothing, if a given text id no longer exists.
         """
+        self.acquire_write_lock()
         added: list[tuple[int, np.ndarray]] = []
+        keyword_rows: list[tuple[int, str | None, str]] = []
         with self._txn():
+            given = sorted({t for t in text_ids if t is not None})
+            present = {r[0] for start in range(0, len(given), 900) for r in self.conn.execute(
+                f"SELECT id FROM texts WHERE id IN ({','.join('?' * len(given[start:start + 900]))})",
+                given[start:start + 900])}
+            stale = [i for i, t in enumerate(text_ids) if t is not None and t not in present]
+            if stale:
+                raise StaleDuplicates(stale)
             old = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
             old_text_ids = []
             if old:
                 old_text_ids = [r[0] for r in self.conn.execute("SELECT text_id FROM chunks WHERE doc_id = ?", (old[0],))]
                 self.conn.execute("DELETE FROM documents WHERE id = ?", (old[0],))
             cur = self.conn.execute(
-                "INSERT INTO documents (path, content_hash, size, format, title, n_chunks, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (path, content_hash, size, fmt, title, len(chunks), _now()))
+                "INSERT INTO documents (path, content_hash, size, format, title, n_chunks, ingested_at, chunking) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, content_hash, size, fmt, title, len(chunks), _now(), chunking))
             doc_id = cur.lastrowid
             resolved = list(text_ids)
             for i, chunk in enumerate(chunks):
+                key = text_key(chunk.heading, chunk.text)
                 if resolved[i] is None:
-                    key = dedup.exact_key(chunk.text)
                     row = self.conn.execute("SELECT id FROM texts WHERE norm_hash = ?", (key,)).fetchone()
-                    if row:  # an earlier chunk of this same document
+                    if row:  # an earlier chunk of this same batch or document
                         resolved[i] = row[0]
                     else:
+                        if i not in new_vectors:
+                            raise CollectionError(f"{path}: chunk {i} is new but has no embedding")
                         vec = new_vectors[i]
                         sim = dedup.simhash(chunk.text)
                         resolved[i] = self.conn.execute(
-                            "INSERT INTO texts (norm_hash, simhash, text, embedding) VALUES (?, ?, ?, ?)",
-                            (key, sim, chunk.text, np.asarray(vec, dtype=np.float32).tobytes())).lastrowid
+                            "INSERT INTO texts (norm_hash, simhash, text, embedding, heading) VALUES (?, ?, ?, ?, ?)",
+                            (key, sim, chunk.text, np.asarray(vec, dtype=np.float32).tobytes(), chunk.heading)).lastrowid
                         added.append((resolved[i], vec))
+                        keyword_rows.append((resolved[i], chunk.heading, chunk.text))
                         if dedup.long_enough(chunk.text):
                             self._simhash_index().add(resolved[i], sim)
                 own = None
                 if text_ids[i] is not None:  # matched a stored text: keep this chunk's wording if it differs
                     stored = self.conn.execute("SELECT norm_hash FROM texts WHERE id = ?", (resolved[i],)).fetchone()
-                    own = chunk.text if stored[0] != dedup.exact_key(chunk.text) else None
+                    own = chunk.text if stored[0] != key else None
                 self.conn.execute(
                     "INSERT INTO chunks (doc_id, ord, text_id, page, heading, start, end, n_tokens, own_text) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -330,13 +454,17 @@ class Collection:
         if added:
             self.vectors.add(np.array([a[0] for a in added]), np.stack([a[1] for a in added]))
         self.vectors.delete(orphans)
+        self.keywords.add(keyword_rows)
+        self.keywords.delete(orphans)
         return doc_id
 
     def rename_document(self, old_path: str, new_path: str) -> None:
+        self.acquire_write_lock()
         with self._txn():
             self.conn.execute("UPDATE documents SET path = ? WHERE path = ?", (new_path, old_path))
 
     def delete_document(self, path: str) -> bool:
+        self.acquire_write_lock()
         with self._txn():
             row = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
             if not row:
@@ -345,6 +473,7 @@ class Collection:
             self.conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
             orphans = self._delete_orphans(text_ids)
         self.vectors.delete(orphans)
+        self.keywords.delete(orphans)
         return True
 
     def _delete_orphans(self, text_ids: list[int]) -> list[int]:
@@ -359,9 +488,17 @@ class Collection:
         return orphans
 
     def replace_all_embeddings(self, embedder: EmbedderId, embed) -> None:
-        """Re-embed every text with a new embedder and rebuild the vector file (`edgerag reindex`)."""
-        rows = self.conn.execute("SELECT id, text FROM texts ORDER BY id").fetchall()
-        vectors = embed([r["text"] for r in rows]) if rows else np.zeros((0, embedder.dim), np.float32)
+        """Re-embed every text with a new embedder and rebuild the vector file (`edgerag reindex`).
+
+        Crash-safe in this order: embed everything (nothing changed yet); remove the old vector file; commit the
+        new embeddings and embedder together; write the new file. A kill at any point leaves SQLite consistent
+        with itself and either no vector file (rebuilt from SQLite on open) or one made from the new embeddings.
+        """
+        self.acquire_write_lock()
+        rows = self.conn.execute("SELECT id, heading, text FROM texts ORDER BY id").fetchall()
+        vectors = embed([indexed_text(r["heading"], r["text"]) for r in rows]) if rows \
+            else np.zeros((0, embedder.dim), np.float32)
+        (self.folder / VECTORS_FILE).unlink(missing_ok=True)
         with self._txn():
             self.conn.executemany("UPDATE texts SET embedding = ? WHERE id = ?",
                                   [(v.astype(np.float32).tobytes(), r["id"]) for v, r in zip(vectors, rows)])
@@ -370,12 +507,46 @@ class Collection:
                                    ("dim", str(embedder.dim))])
         meta = self.meta()
         fresh = HnswVectors(self.folder / (VECTORS_FILE + ".rebuild"), embedder.dim,
-                            m=int(meta.get("hnsw_m", 16)), ef_construction=int(meta.get("hnsw_ef_construction", 200)))
+                            m=int(meta.get("hnsw_m", 16)), ef_construction=int(meta.get("hnsw_ef_construction", 200)),
+                            ef_search=self.vectors.ef_search if self.vectors else 128)
         fresh.add(np.array([r["id"] for r in rows], dtype=np.int64), vectors)
         fresh.path = self.folder / VECTORS_FILE
         fresh.dirty = True
         fresh.save()
         self.vectors = fresh
+
+    # -- queries other packages need (the store is the only code that runs SQL on a collection) -------------
+    def text_origins(self) -> list[tuple[int, str, int]]:
+        """(text id, text, id of the first document using it) for every text, in id order."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT t.id, t.text, min(c.doc_id) AS doc FROM texts t JOIN chunks c ON c.text_id = t.id "
+            "GROUP BY t.id ORDER BY t.id")]
+
+    def texts_of_documents(self, doc_ids) -> list[tuple[int, str]]:
+        """(text id, text) of every text used by these documents, in id order."""
+        ids = sorted(set(doc_ids))
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 900):
+            part = ids[start:start + 900]
+            out.update(self.conn.execute(
+                f"SELECT DISTINCT t.id, t.text FROM texts t JOIN chunks c ON c.text_id = t.id "
+                f"WHERE c.doc_id IN ({','.join('?' * len(part))})", part).fetchall())
+        return sorted(out.items())
+
+    def paths_of(self, text_ids) -> dict[int, list[str]]:
+        """Every document path that contains each text (a stored text is shared by all documents holding the
+        same or a near-duplicate chunk; a hit names only the first), in document order."""
+        text_ids = list(text_ids)
+        out: dict[int, list[str]] = {t: [] for t in text_ids}
+        for start in range(0, len(text_ids), 900):
+            part = text_ids[start:start + 900]
+            rows = self.conn.execute(
+                f"SELECT c.text_id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE c.text_id IN ({','.join('?' * len(part))}) ORDER BY d.id, c.ord", part)
+            for text_id, path in rows:
+                if path not in out[text_id]:
+                    out[text_id].append(path)
+        return out
 
 
 def _now() -> str:
