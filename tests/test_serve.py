@@ -171,6 +171,18 @@ def test_citation_that_does_not_support_its_sentence_is_marked(client, fake):
     assert flagged[0]["text"].startswith("Keeper Elsa Marsh") and flagged[0]["reasons"]
 
 
+def test_unmarked_sentence_gets_the_marker_the_checker_found(client, fake):
+    fake.mutate = lambda answer: re.sub(r" \[\d+\]\.$", ".", answer)  # the model forgot its marker
+    whole = client.chat.completions.create(model="rag:demo", messages=[{"role": "user", "content": WARRANTY_Q}])
+    cited = whole.choices[0].model_extra["citations"][0]
+    assert cited["attributed"] is True and cited["supported"] is True
+    assert whole.choices[0].message.content.endswith(f"workmanship [{cited['number']}].")
+    stream = client.chat.completions.create(model="rag:demo", stream=True,
+                                            messages=[{"role": "user", "content": WARRANTY_Q}])
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.endswith(f"workmanship. [{cited['number']}]")  # a stream can only append
+
+
 def test_rag_streamed_answer_carries_citations_in_the_last_chunk(client):
     stream = client.chat.completions.create(model="rag:demo", stream=True, stream_options={"include_usage": True},
                                             messages=[{"role": "user", "content": WARRANTY_Q}])

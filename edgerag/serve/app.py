@@ -130,7 +130,8 @@ def create_app(settings: Settings, *, api_key: str | None = None, limits: Limits
         params = Params(wanted, settings.temperature if body.temperature is None else body.temperature, stop)
         collection, generator_name = await run_in_threadpool(registry.resolve_chat, body.model)
         if collection is not None:
-            job = rag_job(registry, conversations, body.model, collection, generator_name, body.messages, params)
+            job = rag_job(registry, conversations, body.model, collection, generator_name, body.messages, params,
+                          body.stream)
         else:
             job = plain_job(registry, generator_name, body.messages, params)
         run = Run(registry.worker(generator_name), job, stream=body.stream)
@@ -170,8 +171,9 @@ def create_app(settings: Settings, *, api_key: str | None = None, limits: Limits
 
 
 async def _sse(completion_id: str, model: str, first, events, include_usage: bool):
-    """OpenAI's chunk sequence: the role, content deltas, a last chunk with finish_reason (and, for rag:, the
-    citations, known only once the answer is checked), an optional usage chunk, then [DONE]."""
+    """OpenAI's chunk sequence: the role, content deltas (for rag:, then the markers the checker added), a last
+    chunk with finish_reason (and, for rag:, the citations, known only once the answer is checked), an optional
+    usage chunk, then [DONE]."""
     yield json.dumps(chat_chunk(completion_id, model, {"role": "assistant", "content": ""}))
     item = first
     try:
@@ -186,6 +188,8 @@ async def _sse(completion_id: str, model: str, first, events, include_usage: boo
         return
     finally:
         await events.aclose()
+    if item.tail:
+        yield json.dumps(chat_chunk(completion_id, model, {"content": item.tail}))
     yield json.dumps(chat_chunk(completion_id, model, {}, item.finish_reason, item.extras))
     if include_usage:
         yield json.dumps(chat_chunk(completion_id, model, None, usage=usage(item.prompt_tokens,

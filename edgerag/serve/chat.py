@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..generate.answer import Answer, AnswerEngine
 from ..generate.chat import ChatSession
 from ..generate.prompts import SYSTEM_PROMPT
-from .citations import answer_extras
+from .citations import answer_extras, marked_text, streamed_tail
 from .protocol import ApiError, ChatMessage, text_of
 
 PROMPT_OVERHEAD_TOKENS = 48  # chat-template tokens around the messages (as in generate/answer.py)
@@ -46,6 +46,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     extras: dict = field(default_factory=dict)  # extra per-choice fields (citations for rag:)
+    tail: str = ""  # text a stream sends after the generated pieces (markers the checker added)
 
 
 def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]]]:
@@ -103,7 +104,7 @@ class Conversations:
 
 
 def rag_job(registry, conversations: Conversations, model: str, collection: str, generator_name: str,
-            messages: list[ChatMessage], params: Params):
+            messages: list[ChatMessage], params: Params, stream: bool):
     question, pairs = conversation(messages)
 
     def job(on_token, cancel: threading.Event) -> Reply:
@@ -122,14 +123,16 @@ def rag_job(registry, conversations: Conversations, model: str, collection: str,
             on_token(piece)
 
         answer = session.ask(question, on_token=token)
+        # what the client will hold as this reply (and send back with its next question)
+        text, tail = (answer.text, streamed_tail(answer)) if stream else (marked_text(answer), "")
         if not answer.interrupted:
-            conversations.remember(model, pairs + [(question, answer.text)], session)
+            conversations.remember(model, pairs + [(question, (text + tail).strip())], session)
         count = engine.generator.count_tokens
         prompt = count(SYSTEM_PROMPT) + sum(count(m["content"]) for m in session.history[:-1]) \
             + PROMPT_OVERHEAD_TOKENS
         completion = int(answer.timings.get("completion_tokens", 0))
         finish = "length" if completion >= params.max_tokens else "stop"
-        return Reply(answer.text, finish, prompt, completion, answer_extras(answer))
+        return Reply(text, finish, prompt, completion, answer_extras(answer), tail)
 
     return job
 
