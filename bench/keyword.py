@@ -18,13 +18,14 @@ Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/keyword.py
 """
 
 import math
+import os
 import sqlite3
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _common import DATA, bench_home, percentile, report
+from _common import DATA, REPO, bench_home, percentile, report
 
 ROUNDS, K = 5, 30
 
@@ -86,6 +87,7 @@ def main() -> None:
     base = percentile(latency["fts5"], 50)
     out.append(("bm25s vs fts5 (p50)", f"{base / percentile(latency['bm25s'], 50):.1f}x faster"))
     report(f"keyword leg, NFCorpus: {len(texts)} chunks, {len(queries)} test queries x {ROUNDS} rounds, k={K}", out)
+    plot(latency, ndcg, len(texts))
 
     hybrid = {"hybrid, derived file": lambda q: retriever.search(q, 10, "hybrid")}
 
@@ -98,17 +100,49 @@ def main() -> None:
 
     hybrid["hybrid, FTS5 (baseline)"] = with_fts5
     latency = interleaved(hybrid, queries)
+    hybrid_ndcg = {}
+    for name, keyword_leg in (("hybrid, derived file", None), ("hybrid, FTS5 (baseline)", col.fts5_bm25)):
+        if keyword_leg:
+            col.bm25 = keyword_leg
+        hybrid_ndcg[name] = statistics.mean(ndcg_at_k(rank_documents(retriever, dataset.queries[q], "hybrid",
+                                                                     exclude=q), dataset.qrels[q]) for q in qids)
+        if keyword_leg:
+            del col.bm25
     parts = {"embed query": lambda q: embedder.embed_one(q), "hnsw": None, "bm25 (derived)": lambda q: col.bm25(q, K),
              "fetch 10 hits": None}
     vecs = {q: embedder.embed_one(q) for q in queries}
     parts["hnsw"] = lambda q: col.dense(vecs[q], K)
     parts["fetch 10 hits"] = lambda q: col.hits([t for t, _ in col.dense(vecs[q], 10)])
     part_lat = interleaved(parts, queries)
-    out = [(name, f"p50 {percentile(v, 50):6.2f} ms  p99 {percentile(v, 99):6.2f} ms") for name, v in latency.items()]
+    out = [(name, f"p50 {percentile(v, 50):6.2f} ms  p99 {percentile(v, 99):6.2f} ms  "
+                  f"nDCG@10 {hybrid_ndcg[name] * 100:5.2f}") for name, v in latency.items()]
     out.append(("ratio (p50)", f"{percentile(latency['hybrid, FTS5 (baseline)'], 50) / percentile(latency['hybrid, derived file'], 50):.2f}x faster"))
     out += [(f"  part: {name}", f"p50 {percentile(v, 50):6.2f} ms") for name, v in part_lat.items()]
     report("hybrid query (embed + hnsw + bm25 + RRF + fetch), k=10, targets p50 <= 8 ms, p99 <= 15 ms", out)
     col.close()
+
+
+def plot(latency: dict, ndcg: dict, n_chunks: int) -> None:
+    """docs/results/keyword-leg.png: p50/p99 per option (log scale), nDCG@10 in the labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(latency)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [percentile(latency[n], 50) for n in names], 0.4, label="p50")
+    ax.bar([x + 0.2 for x in xs], [percentile(latency[n], 99) for n in names], 0.4, label="p99")
+    ax.set_xticks(list(xs), [f"{n}\nnDCG@10 {ndcg[n] * 100:.1f}" for n in names])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per query (k=30)")
+    ax.set_title(f"BM25 leg on NFCorpus ({n_chunks} chunks, {os.cpu_count()} cores)")
+    ax.legend()
+    fig.tight_layout()
+    out = REPO / "docs" / "results" / "keyword-leg.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
 
 
 def interleaved(fns: dict, queries: list[str]) -> dict[str, list[float]]:
