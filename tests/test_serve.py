@@ -340,22 +340,30 @@ def test_api_key_and_bind_safety(serve_settings, fake):
 
 @pytest.mark.slow
 def test_rag_answer_from_the_bundled_model(serve_settings):
+    """SmolLM2-135M through the server: what it says varies, so check the contract, not the wording: the right
+    sources were retrieved, every [n] in the text and every citation points at one of them, and the checker's
+    verdicts came back (the same Answer `edgerag ask` would print)."""
     from edgerag.serve import serve_in_thread
 
-    background = serve_in_thread(serve_settings)  # real llama.cpp generator
+    background = serve_in_thread(serve_settings)  # the real llama.cpp generator
     try:
         client = openai.OpenAI(base_url=background.url, api_key="unused", max_retries=0, timeout=120)
+        question = "How long does the Aurora K3 warranty last, and what does it not cover?"
         stream = client.chat.completions.create(model="rag:demo", stream=True,
-                                                messages=[{"role": "user", "content": WARRANTY_Q}])
+                                                messages=[{"role": "user", "content": question}])
         chunks = [c for c in stream if c.choices]
         text = "".join(c.choices[0].delta.content or "" for c in chunks)
-        extra = chunks[-1].choices[0].model_extra
-        assert text.strip() and "citations" in extra
-        if not extra["edgerag"]["not_found"]:
-            sources = {s["number"]: s["path"] for s in extra["edgerag"]["sources"]}
+        whole = client.chat.completions.create(model="rag:demo", messages=[{"role": "user", "content": question}])
+        for content, extra in ((text, chunks[-1].choices[0].model_extra),
+                               (whole.choices[0].message.content, whole.choices[0].model_extra)):
+            verdicts = extra["edgerag"]
+            assert content.strip() and not verdicts["interrupted"]
+            sources = {s["number"]: s["path"] for s in verdicts["sources"]}
+            assert any(p.endswith("aurora-k3-manual.md") for p in sources.values())
             for c in extra["citations"]:
                 assert sources[c["number"]] == c["path"] and c["passage"]
-            assert any(c["path"].endswith("aurora-k3-manual.md") for c in extra["citations"])
+            assert {int(n) for n in re.findall(r"\[(\d+)\]", content)} <= set(sources)
+            assert verdicts["not_found"] or extra["citations"] or verdicts["flagged"]
     finally:
         background.stop()
 
