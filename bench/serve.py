@@ -3,12 +3,11 @@ in-process (AnswerEngine.ask, first on_token call), same bundled models, collect
 
 Both sides run the whole pipeline (question embedding, hybrid retrieval, prompt, llama.cpp prefill) and both
 keep llama.cpp's prefix cache between questions; they alternate question by question, never overlapping. The
-first round warms both up and is not counted. Holds /tmp/edgerag-bench.lock so no other timing overlaps.
+first round warms both up and is not counted.
 
-Run: .venv/bin/python bench/serve.py
+Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/serve.py   (or `make bench`, which runs it too)
 """
 
-import fcntl
 import statistics
 import time
 
@@ -39,8 +38,6 @@ def served_ttft(client, question: str) -> float:
 
 
 def main() -> None:
-    lock = open("/tmp/edgerag-bench.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
     bench_home()
     import openai
 

@@ -319,6 +319,36 @@ def test_bad_embedding_and_malformed_json(client, server):
     assert json.loads(caught.value.read())["error"]["message"] == "the request body is not valid JSON"
 
 
+def test_chunked_body_over_the_limit_is_refused(server):
+    """No Content-Length to check up front: the body is counted as it arrives."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    body = iter([b'{"model": "rag:demo", "messages": ["'] + [b"x" * 10_000] * 20)  # 200 KB, limit 100 KB
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"content-type": "application/json"},
+                 encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and b"larger than" in response.read()
+    conn.close()
+
+
+def test_a_full_queue_answers_429():
+    from edgerag.serve.protocol import ApiError
+    from edgerag.serve.registry import ModelWorker
+
+    worker, release = ModelWorker("m", max_queue=2), threading.Event()
+    running = [worker.submit(release.wait), worker.submit(lambda: "second")]
+    with pytest.raises(ApiError) as caught:
+        worker.submit(lambda: "third")
+    assert caught.value.status == 429 and "retry" in caught.value.message
+    release.set()
+    assert running[1].result(5) == "second"
+    assert worker.submit(lambda: "later").result(5) == "later"  # room again once the queue drained
+    worker.shutdown()
+
+
 def test_api_key_and_bind_safety(serve_settings, fake):
     from edgerag.errors import BadInputError
     from edgerag.serve import check_bind, serve_in_thread
