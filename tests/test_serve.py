@@ -286,6 +286,17 @@ def test_disconnect_mid_stream_stops_generation(client, fake):
     assert "two-year" in after.choices[0].message.content  # the model is free again
 
 
+def test_disconnect_while_waiting_for_a_whole_answer_stops_generation(client, fake):
+    fake.reset(delay=0.05, padding=400)
+    impatient = client.with_options(timeout=1.0)
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(model="rag:demo", messages=[{"role": "user", "content": WARRANTY_Q}])
+    deadline = time.monotonic() + 10
+    while fake.stopped_early == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.stopped_early == 1 and fake.active == 0
+
+
 @pytest.mark.parametrize("kwargs, status, words", [
     ({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
     ({"model": "rag:nothing-here", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),

@@ -41,10 +41,6 @@ def check_bind(host: str, api_key: str | None) -> None:
                             "give --api-key (or EDGERAG_SERVE_API_KEY), or bind to 127.0.0.1")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -55,28 +51,31 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send)
-        seen = 0
-        started = False
+        seen, refused, started = 0, False, False
 
         async def counting_receive():
-            nonlocal seen
+            # Past the limit: answer 413 at once, and tell the app the client left, so it stops reading (an
+            # exception would be turned into a 400 by the framework's body parsing).
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
+                if seen > self.max_bytes and not started:
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
             nonlocal started
+            if refused:
+                return  # the 413 is the answer; whatever the app says after it is dropped
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, counting_receive, guarded_send)
 
     async def _refuse(self, send) -> None:
         body = json.dumps({"error": {
