@@ -84,7 +84,6 @@ def create_app(settings: Settings, *, api_key: str | None = None, limits: Limits
     app = FastAPI(title="edgerag", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   dependencies=[Depends(authorize)])
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
-    app.state.registry = registry
 
     @app.exception_handler(ApiError)
     async def api_error(_request, exc: ApiError):
