@@ -35,7 +35,7 @@ def hostile_env(root: Path, edgerag_home: Path | None) -> dict:
         "LANG": "C.UTF-8",
         "TERM": "dumb",
         "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONPATH": str(REPO / "tests"),
+        "PYTHONPATH": f"{REPO}:{REPO / 'tests'}",  # this checkout's code, whatever is installed
         "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "ORT_DISABLE_TELEMETRY": "0",
     }
     if edgerag_home:
