@@ -276,3 +276,47 @@ def test_promotion_needs_a_gate_that_is_not_worse(tiny_settings, trained):
     assert "refusal on real" in events[-1]["message"] and not (store.root / "active.json").exists()
     assert promote(store, "tiny-ft-f32", {"real": better}, False, events.append) == "tiny-ft-f32"
     assert store.active_name("generator") == "tiny-ft-f32" and events[-1]["event"] == "promoted"
+
+
+def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, tmp_path):
+    from edgerag.finetune.train import TrainConfig, train
+
+    events = []
+    config = TrainConfig(base="tiny", train_file=str(tiny_home / "chats" / "train.jsonl"), out_dir=str(tmp_path / "b"),
+                         bits=32, lora_r=4, lora_alpha=8, time_budget_min=0.3, batch_size=2, save_steps=1000)
+    result = train(config, tiny_settings, on_event=events.append)
+    saved = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert result.steps == saved["max_steps"] > 1  # steps chosen from the measurement, recorded for --resume
+    assert any("steps fit the 0.3-minute budget" in e.get("message", "") for e in events)
+    assert result.seconds < 60 * 0.3 * 1.15 + 30  # about the budget (slack: model load on a busy machine)
+
+
+def test_lora_on_upper_layers_only(tiny_settings, tiny_home):
+    from edgerag.finetune.base import load_for_training, prepare_base
+    from edgerag.finetune.train import TrainConfig, with_lora
+
+    model, _ = load_for_training(prepare_base(tiny_settings, "tiny"), 32, gradient_checkpointing=False)
+    config = TrainConfig(base="tiny", train_file=str(tiny_home / "chats" / "train.jsonl"), out_dir="unused",
+                         bits=32, lora_layers=1)
+    trainable = [n for n, p in with_lora(model, config).named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.1." in n for n in trainable)  # tiny has 2 layers: only the top one
+
+
+def test_empty_val_next_to_data_trains_without_validation_and_logs_go_to_a_file(tiny_home):
+    folder = tiny_home / "chats-noval"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text((tiny_home / "chats" / "train.jsonl").read_text())
+    (folder / "val.jsonl").write_text("")  # what `finetune data` wrote on small collections before v2
+    env = {**os.environ, "EDGERAG_HOME": str(tiny_home), "EDGERAG_THREADS": "2"}
+    proc = subprocess.run([sys.executable, "-m", "edgerag.cli", "finetune", "train", "--base", "tiny", "--data",
+                           str(folder / "train.jsonl"), "--steps", "2", "--rank", "4", "--no-export", "--no-eval",
+                           "--run-dir", str(tiny_home / "noval")], capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "training without validation" in proc.stderr
+    history = json.loads((tiny_home / "noval" / "train" / "loss_history.json").read_text())
+    assert history["eval_loss"] is None and len(history["losses"]) == 2
+    # library chatter goes to the log file the README names, not the terminal
+    log = tiny_home / "data" / "logs" / "finetune.log"
+    assert log.is_file() and log.stat().st_size > 0
+    for noise in ("Warning", "warnings.warn", "transformers", "peft", "it/s"):
+        assert noise not in proc.stderr, proc.stderr[-2000:]

@@ -18,16 +18,32 @@ from ..errors import BadInputError
 from .common import add_collection_flag, console, err_console, progress_bars, settings_from
 
 
-def _training_flags(p, steps_default: int) -> None:
+# `finetune run` defaults sized for a 2-core CPU so that the whole loop (data, training, export, gate) stays
+# under ~45 minutes on the bundled 135M model (docs/results/xquad-finetune-v2).
+RUN_TIME_BUDGET_MIN = 15.0
+RUN_EVAL_LIMIT = 50
+
+
+def _training_flags(p, budget_default: float | None, eval_limit_default: int | None) -> None:
     p.add_argument("--base", default=None, help="base generator in the models store (default: the active one)")
-    p.add_argument("--bits", type=int, choices=(4, 16), default=4, help="4 = QLoRA NF4 (default), 16 = bf16 LoRA")
+    p.add_argument("--bits", type=int, choices=(0, 4, 16, 32), default=0,
+                   help="0 = measured default (fp32 LoRA on CPU, NF4 QLoRA on GPU), 4 = QLoRA NF4, 16 = bf16, 32 = fp32")
     p.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
-    p.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+    p.add_argument("--lora-layers", type=int, default=0, help="adapt only the top N layers (0 = all)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--time-budget", type=float, default=budget_default, metavar="MINUTES",
+                        help="train for about this long: steps chosen from measured speed"
+                             + (f" (default {budget_default:g})" if budget_default else ""))
+    budget.add_argument("--steps", type=int, default=None, help="a fixed number of optimizer steps instead")
+    p.add_argument("--lr", type=float, default=3e-4, help="learning rate")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-seq-len", type=int, default=1024)
+    p.add_argument("--max-seq-len", type=int, default=1536)
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="trade speed for memory (off by default: not needed for small models)")
     p.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
-    p.add_argument("--max-examples", type=int, default=300, help="synthetic examples to make (with --collection)")
+    p.add_argument("--max-examples", type=int, default=600, help="synthetic examples to make (with --collection)")
+    p.add_argument("--p-refusal", type=float, default=0.1,
+                   help="share of synthetic examples whose sources do not answer (target: the not-found reply)")
     p.add_argument("--no-generator", action="store_true",
                    help="synthesize extractive (cloze) questions only: faster, no generator calls")
     p.add_argument("--seed", type=int, default=0)
@@ -41,7 +57,9 @@ def _training_flags(p, steps_default: int) -> None:
     p.add_argument("--heldout", type=Path, default=None, help="SQuAD-format questions for the gate "
                    "(default: the held-out synthetic questions)")
     p.add_argument("--squad", type=Path, default=None, help="also gate on a real SQuAD-format QA set (e.g. XQuAD)")
-    p.add_argument("--eval-limit", type=int, default=None, help="evaluate a random N questions per set")
+    p.add_argument("--eval-limit", type=int, default=eval_limit_default,
+                   help="evaluate a random N questions per set" + (f" (default {eval_limit_default})"
+                                                                   if eval_limit_default else " (default: all)"))
     _promote_flags(p)
     p.add_argument("--events-jsonl", default=None, metavar="-", help="print progress as JSON lines on stdout")
 
@@ -60,22 +78,25 @@ def register(sub) -> None:
     d = fsub.add_parser("data", help="synthesize training examples (JSONL) from a collection")
     add_collection_flag(d)
     d.add_argument("--out", type=Path, required=True, help="folder for train.jsonl, val.jsonl, heldout.json, card")
-    d.add_argument("--max-examples", type=int, default=300)
+    d.add_argument("--max-examples", type=int, default=600)
+    d.add_argument("--p-refusal", type=float, default=0.1, help="share of examples that teach the not-found reply")
     d.add_argument("--no-generator", action="store_true", help="extractive (cloze) questions only")
     d.add_argument("--base", default=None, help="generator writing questions (default: the active one)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--events-jsonl", default=None, metavar="-")
     d.set_defaults(func=data_cmd)
 
-    for name, help_text, steps in (
-            ("train", "train a LoRA (--collection: synthesize data first; --data: your JSONL), export, evaluate", 120),
-            ("run", "the whole loop on a collection with defaults for a 2-core CPU", 120)):
+    for name, help_text, budget, eval_limit in (
+            ("train", "train a LoRA (--collection: synthesize data first; --data: your JSONL), export, evaluate",
+             None, None),
+            ("run", "the whole loop on a collection with defaults for a 2-core CPU", RUN_TIME_BUDGET_MIN,
+             RUN_EVAL_LIMIT)):
         t = fsub.add_parser(name, help=help_text)
         source = t.add_mutually_exclusive_group()
         source.add_argument("--collection", "-c", default=None, help="synthesize training data from this collection")
         source.add_argument("--data", type=Path, default=None, help="training JSONL ({\"messages\": [...]} per line)")
         t.add_argument("--val", type=Path, default=None, help="validation JSONL (default: val.jsonl next to --data)")
-        _training_flags(t, steps)
+        _training_flags(t, budget, eval_limit)
         t.set_defaults(func=train_cmd)
 
     e = fsub.add_parser("export", help="write the GGUF adapter and merged quantized GGUFs of a finished run")
@@ -126,7 +147,8 @@ class _Printer:
                 err_console.print(f"run folder: {event['run_dir']}  (if interrupted: --resume {event['run_dir']})")
             elif kind == "data":
                 err_console.print(f"data: {event['examples']} examples, generator acceptance "
-                                  f"{event['generator_acceptance']:.0%} (card: {event['card']})")
+                                  f"{event['generator_acceptance']:.0%}; validation split {event.get('split', '')} "
+                                  f"(card: {event['card']})")
             elif kind == "checkpoint":
                 err_console.print(f"[dim]checkpoint at step {event['step']}[/dim]")
             elif kind == "done" and event.get("adapter"):
@@ -161,6 +183,54 @@ class _Printer:
             self.progress = None
 
 
+def route_library_logs(settings) -> Path:
+    """transformers, peft, bitsandbytes, torch warnings and llama.cpp write to <data dir>/logs/finetune.log, not
+    the terminal: the CLI shows our progress and results only."""
+    import logging
+    import os
+
+    path = settings.data_dir / "logs" / "finetune.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("transformers", "peft", "bitsandbytes", "torch", "accelerate", "py.warnings", "llama_cpp"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        import transformers  # noqa: F401  (its own handler prints to stderr unless disabled)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_default_handler()
+        hf_logging.add_handler(handler)
+        hf_logging.set_verbosity_info()
+    except ImportError:
+        pass
+    _llama_log_to(path)
+    return path
+
+
+_LLAMA_LOG = None  # the ctypes callback must outlive the call that installs it
+
+
+def _llama_log_to(path: Path) -> None:
+    global _LLAMA_LOG
+    try:
+        import llama_cpp
+    except ImportError:
+        return
+    out = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  (lives as long as the process)
+
+    def write(level, text, user_data):
+        out.write(text.decode("utf-8", "replace"))
+
+    _LLAMA_LOG = llama_cpp.llama_log_callback(write)
+    llama_cpp.llama_log_set(_LLAMA_LOG, None)
+
+
 def _graceful_sigterm() -> None:
     """SIGTERM (the TUI's Cancel) asks the trainer to checkpoint and stop at the end of the current step."""
     from ..finetune.train import request_stop
@@ -173,12 +243,13 @@ def data_cmd(args) -> int:
 
     settings = settings_from(args)
     printer = _Printer(args.events_jsonl == "-")
+    route_library_logs(settings)
     card = synthesize_data(settings, args.collection or settings.default_collection, args.out, args.max_examples,
-                           not args.no_generator, args.seed, args.base, printer)
+                           not args.no_generator, args.seed, args.base, printer, args.p_refusal)
     printer.stop()
     if printer.jsonl:
         printer({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
-                 "rejections": card.rejections, "card": str(args.out / "data_card.json")})
+                 "rejections": card.rejections, "split": card.split, "card": str(args.out / "data_card.json")})
         return 0
     table = Table(title=f"synthetic data in {args.out}")
     table.add_column("")
@@ -186,12 +257,14 @@ def data_cmd(args) -> int:
     for split, n in card.examples.items():
         table.add_row(f"{split} examples", str(n))
     table.add_row("with the answering chunk among the sources", str(card.with_oracle))
+    table.add_row("teaching the not-found reply", str(card.refusals))
     for origin, n in card.question_sources.items():
         table.add_row(f"questions from {origin}", str(n))
     table.add_row("generator acceptance", f"{card.generator_acceptance:.0%}")
     for reason, n in sorted(card.rejections.items(), key=lambda kv: -kv[1]):
         table.add_row(f"rejected: {reason}", str(n))
     console.print(table)
+    console.print(f"validation split: {card.split}")
     return 0
 
 
@@ -205,12 +278,16 @@ def train_cmd(args) -> int:
     opts = FinetuneOptions(
         base=args.base, collection=args.collection, data=args.data, val=args.val, heldout=args.heldout,
         squad=args.squad, run_dir=Path(args.resume) if resume and args.resume != "latest" else args.run_dir,
-        resume=resume, max_examples=args.max_examples, use_generator=not args.no_generator, bits=args.bits,
-        rank=args.rank, steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size,
-        max_seq_len=args.max_seq_len, save_steps=args.save_steps, seed=args.seed, export=not args.no_export,
+        resume=resume, max_examples=args.max_examples, use_generator=not args.no_generator,
+        p_refusal=args.p_refusal, bits=args.bits, rank=args.rank, lora_layers=args.lora_layers,
+        steps=args.steps or 120, time_budget_min=None if args.steps else args.time_budget,
+        learning_rate=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
+        gradient_checkpointing=args.grad_checkpointing, save_steps=args.save_steps, seed=args.seed,
+        export=not args.no_export,
         quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), evaluate=not args.no_eval, eval_limit=args.eval_limit,
         promote=args.promote, force=args.force)
     printer = _Printer(args.events_jsonl == "-")
+    route_library_logs(settings)
     _graceful_sigterm()
     try:
         outcome = run_finetune(settings, opts, printer)

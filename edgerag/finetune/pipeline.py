@@ -32,16 +32,20 @@ class FinetuneOptions:
     run_dir: Path | None = None
     resume: bool = False
     # data
-    max_examples: int = 300
+    max_examples: int = 600
     use_generator: bool = True
+    p_refusal: float = 0.1
     # training
-    bits: int = 4
+    bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
     rank: int = 16
+    lora_layers: int = 0  # 0 = all layers
     steps: int = 120
-    learning_rate: float = 2e-4
+    time_budget_min: float | None = None  # if set, steps are chosen from measured speed to fit it
+    learning_rate: float = 3e-4
     batch_size: int = 4
-    max_seq_len: int = 1024
+    max_seq_len: int = 1536
     save_steps: int = 20
+    gradient_checkpointing: bool = False
     seed: int = 0
     # after training
     export: bool = True
@@ -103,7 +107,8 @@ def _start(settings: Settings, opts: FinetuneOptions) -> Path:
 
 
 def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max_examples: int,
-                    use_generator: bool, seed: int, generator_name: str | None, emit: Emit):
+                    use_generator: bool, seed: int, generator_name: str | None, emit: Emit,
+                    p_refusal: float = 0.1):
     from ..generate.llm import load_generator
     from ..retrieve import Retriever
     from ..runtime import open_collection
@@ -113,11 +118,26 @@ def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max
     try:
         retriever = Retriever.from_settings(collection, embedder, settings)
         generator = load_generator(settings, generator_name) if use_generator else None
-        config = DataConfig(collection_name, out_dir, max_examples=max_examples, k_sources=settings.top_k,
-                            use_generator=use_generator, seed=seed)
+        config = DataConfig(collection_name, out_dir, max_examples=max_examples, use_generator=use_generator,
+                            p_refusal=p_refusal, seed=seed)
         return synthesize(collection, retriever, generator, config, on_event=emit)
     finally:
         collection.close()
+
+
+def stoppable(emit: Emit, stage: str) -> Emit:
+    """Cancel (SIGTERM -> train.request_stop, the TUI's Esc) must end synthesis, export and the gate too, not only
+    training: they report through emit, so the first event after a stop request raises TrainingStopped. Every
+    stage is resumable (data card written last, models added via staging, gate records appended)."""
+    from .train import _STOP, TrainingStopped
+
+    def checked(event: dict) -> None:
+        emit(event)
+        if _STOP.is_set():
+            _STOP.clear()
+            raise TrainingStopped(f"cancelled during {stage}; `--resume` continues the run")
+
+    return checked
 
 
 def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda e: None) -> FinetuneOutcome:
@@ -137,24 +157,29 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
             emit({"event": "status", "message": f"synthesizing training data from {opts.collection!r}"})
             started = time.perf_counter()
             card = synthesize_data(settings, opts.collection, data_dir, opts.max_examples, opts.use_generator,
-                                   opts.seed, opts.base, emit)
+                                   opts.seed, opts.base, stoppable(emit, "data synthesis"), opts.p_refusal)
             outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
             emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
-                  "rejections": card.rejections, "card": str(data_dir / "data_card.json")})
+                  "rejections": card.rejections, "split": card.split, "card": str(data_dir / "data_card.json")})
         train_file, val_file = data_dir / "train.jsonl", data_dir / "val.jsonl"
         heldout = heldout or data_dir / "heldout.json"
-        if not val_file.stat().st_size:
-            val_file = None
+        if not val_file.is_file():
+            val_file = None  # the data card says why (too few documents or chunks for a validation split)
     elif val_file is None and (Path(train_file).parent / "val.jsonl").is_file():
         val_file = Path(train_file).parent / "val.jsonl"
+        if not val_file.read_text(encoding="utf-8").strip():
+            emit({"event": "status", "message": f"{val_file} is empty: training without validation"})
+            val_file = None
 
     # 2. train
     train_dir = run_dir / "train"
     if not (train_dir / "adapter" / "adapter_model.safetensors").is_file():
         config = TrainConfig(base=opts.base, train_file=str(train_file), val_file=str(val_file) if val_file else None,
                              out_dir=str(train_dir), bits=opts.bits, lora_r=opts.rank, lora_alpha=2 * opts.rank,
-                             max_steps=opts.steps, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
-                             max_seq_len=opts.max_seq_len, save_steps=opts.save_steps, seed=opts.seed)
+                             lora_layers=opts.lora_layers, max_steps=opts.steps,
+                             time_budget_min=opts.time_budget_min, learning_rate=opts.learning_rate,
+                             batch_size=opts.batch_size, max_seq_len=opts.max_seq_len, save_steps=opts.save_steps,
+                             gradient_checkpointing=opts.gradient_checkpointing, seed=opts.seed)
         resume_training = (train_dir / "train_config.json").is_file() and any(train_dir.glob("checkpoint-*"))
         if (train_dir / "train_config.json").is_file() and not resume_training:
             import shutil
@@ -173,8 +198,9 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
         from .export import export_run
 
         started = time.perf_counter()
+        stoppable(emit, "export")({"event": "status", "message": "exporting"})  # a stop during training ends here
         exported = export_run(train_dir, settings, quants=opts.quants, name=f"{opts.base}-ft-{run_dir.name}",
-                              replace=True, on_event=emit)
+                              replace=True, on_event=stoppable(emit, "export"))
         export_record.write_text(json.dumps({"adapter": exported.adapter, "merged": exported.merged}) + "\n")
         outcome.timings["export_s"] = round(time.perf_counter() - started, 1)
     exported = json.loads(export_record.read_text())
@@ -195,7 +221,7 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
                 emit({"event": "status", "message": f"not evaluating on {label} questions: {exc}"})
                 continue
             outcome.gates[label] = gate(settings, run_dir, label, questions, opts.base, candidate,
-                                        opts.eval_limit, opts.seed, emit)
+                                        opts.eval_limit, opts.seed, stoppable(emit, "the A/B gate"))
         if not outcome.gates:
             emit({"event": "status", "message": "no held-out questions to evaluate on (give --heldout or --squad)"})
         record_gates(store, [exported["adapter"], *exported["merged"]], outcome.gates)
@@ -219,10 +245,16 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: QADataset, ba
         summary = json.loads(cached.read_text())
     else:
         emit({"event": "status", "message": f"evaluating base vs candidate on {label} questions ({questions.name})"})
-        resume = next(iter(sorted(run_dir.glob(f"eval-{label}/*"))), None)
+        # The evaluation writes its run folder under <data>/runs/; the pointer file remembers which one, so a
+        # cancelled or killed gate continues its own records instead of starting over.
+        pointer = run_dir / f"gate-{label}.run"
+        resume = Path(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else None
+        resume = resume if resume and resume.is_dir() else None
 
         def on_eval(event) -> None:
-            if event.kind == "advance":
+            if event.kind == "run":
+                pointer.write_text(str(event.info) + "\n", encoding="utf-8")
+            elif event.kind == "advance":
                 emit({"event": "eval", "set": label, "info": event.info})
 
         result = gate_generator(settings, questions, candidate=f"candidate={candidate}", base=f"base={base}",

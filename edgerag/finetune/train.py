@@ -2,11 +2,15 @@
 
 Order of work (read top to bottom):
 1. TrainConfig is validated on creation and saved as `train_config.json` in the run folder and every checkpoint.
-2. The base model loads in NF4 4-bit (bits=4, QLoRA, bitsandbytes) or bf16 (bits=16); LoRA goes on the attention
-   and MLP projections.
-3. Examples are tokenized with the model's chat template; the loss covers assistant tokens only.
-4. Trainer runs with gradient checkpointing, checkpoints every `save_steps`, and a callback that turns its logs
-   into events (step, loss, tokens/s, ETA) for the CLI and the TUI.
+2. The base model loads in fp32 (bits=32), bf16 (16) or NF4 4-bit (4, QLoRA, bitsandbytes); bits=0 picks the
+   measured default: fp32 LoRA on a CPU (bench/finetune.py: fastest there; bf16 and NF4 are emulated on CPUs
+   without bf16 instructions, and a 135M model fits in memory anyway), NF4 QLoRA on a GPU. LoRA goes on the
+   attention and MLP projections of all layers or only the top `lora_layers` (backward then stops there).
+3. Examples are tokenized with the model's chat template; the loss covers assistant tokens only; batches group
+   examples of similar length (less padding).
+4. With `time_budget_min`, a few timed forward/backward passes on the real data fix `max_steps` so training ends
+   in about that time. Trainer checkpoints every `save_steps`; a callback turns its logs into events (step, loss,
+   tokens/s, ETA) for the CLI and the TUI.
 5. `resume=True` continues from the newest checkpoint (optimizer, scheduler, RNG and data order restored), so a
    killed run reaches the same final loss as an uninterrupted one.
 6. The adapter, the loss history and a loss-curve PNG are written to the run folder.
@@ -42,25 +46,34 @@ class TrainConfig:
     train_file: str
     out_dir: str
     val_file: str | None = None
-    bits: int = 4  # 4 = QLoRA (NF4), 16 = bf16 LoRA, 32 = fp32 LoRA (exactness tests)
+    bits: int = 0  # 0 = measured default for this machine (see default_bits), 4 = QLoRA NF4, 16 = bf16, 32 = fp32
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
+    lora_layers: int = 0  # 0 = all layers; N = only the top N (measured: backward then stops at the lowest)
     max_steps: int = 120
+    time_budget_min: float | None = None  # if set, max_steps is chosen from measured speed to fit this
     learning_rate: float = 2e-4
     batch_size: int = 4
     grad_accum: int = 1
-    max_seq_len: int = 1024
+    max_seq_len: int = 1536
     warmup_steps: int = 5
     save_steps: int = 20
     logging_steps: int = 1
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool = False  # measured: ~30% slower and not needed for memory at 135M
+    group_by_length: bool = True
     seed: int = 0
 
     def __post_init__(self):
+        if self.bits == 0:
+            self.bits = default_bits()
         if self.bits not in (4, 16, 32):
-            raise BadInputError(f"bits must be 4 or 16 (or 32), not {self.bits}")
+            raise BadInputError(f"bits must be 4, 16 or 32 (0: the default for this machine), not {self.bits}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise BadInputError(f"time budget must be positive minutes, not {self.time_budget_min}")
+        if self.lora_layers < 0:
+            raise BadInputError(f"lora_layers must be 0 (all) or positive, not {self.lora_layers}")
         for name in ("lora_r", "max_steps", "batch_size", "grad_accum", "max_seq_len", "save_steps"):
             if getattr(self, name) <= 0:
                 raise BadInputError(f"{name} must be positive, not {getattr(self, name)}")
@@ -80,6 +93,12 @@ class TrainConfig:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
             raise BadInputError(f"{path}: unreadable training config ({exc})") from exc
+
+
+def default_bits() -> int:
+    """NF4 QLoRA where it wins (a GPU: bitsandbytes kernels, memory), fp32 LoRA on a CPU (bench/finetune.py)."""
+    torch = require("torch")
+    return 4 if torch.cuda.is_available() else 32
 
 
 class TrainingStopped(EdgeragError):
@@ -149,12 +168,13 @@ def train(config: TrainConfig, settings, resume: bool = False,
           on_event: Callable[[dict], None] = lambda e: None) -> TrainResult:
     torch = require("torch")
     transformers = require("transformers")
-    peft = require("peft")
     from .base import load_for_training, prepare_base
 
     out = Path(config.out_dir)
     if resume:
         saved = TrainConfig.load(out)
+        if config.time_budget_min is not None and saved.time_budget_min == config.time_budget_min:
+            config.max_steps = saved.max_steps  # chosen by the interrupted run's speed measurement
         if asdict(saved) != asdict(config):
             raise BadInputError(f"{out}: --resume needs the same settings as the interrupted run "
                                 f"(saved in {out / 'train_config.json'})")
@@ -162,30 +182,42 @@ def train(config: TrainConfig, settings, resume: bool = False,
         raise BadInputError(f"{out} already has checkpoints: pass --resume to continue, or choose another --out")
     config.save(out)
     transformers.set_seed(config.seed)
+    started = time.perf_counter()
 
     on_event({"event": "status", "message": f"loading base model ({config.bits}-bit)"})
     base = prepare_base(settings, config.base, say=lambda m: on_event({"event": "status", "message": m}))
     model, tokenizer = load_for_training(base, config.bits, config.gradient_checkpointing)
-    lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                           target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM")
-    model = peft.get_peft_model(model, lora)
+    model = with_lora(model, config)
     train_set = _dataset(tokenizer, config.train_file, config.max_seq_len)
-    val_set = _dataset(tokenizer, config.val_file, config.max_seq_len) if config.val_file else None
+    # validation loss on at most 64 examples: a trend signal, not worth minutes of CPU after training
+    val_set = _dataset(tokenizer, config.val_file, config.max_seq_len)[:64] if config.val_file else None
+    collator = _Collator(tokenizer.pad_token_id)
+    budget_from = time.perf_counter()  # the budget covers training, not loading (a first load also converts)
+    if config.time_budget_min is not None and not resume:
+        on_event({"event": "status", "message": "measuring training speed on the data"})
+        s_per_token = measure_speed(model, train_set, collator, config.batch_size)
+        left_s = config.time_budget_min * 60 - (time.perf_counter() - budget_from)
+        config.max_steps = steps_for_budget(left_s, s_per_token, train_set, config)
+        config.save(out)
+        on_event({"event": "status", "message": f"{1 / s_per_token:.0f} tokens/s measured: {config.max_steps} "
+                                                f"steps fit the {config.time_budget_min:g}-minute budget"})
 
+    gpu = torch.cuda.is_available()
     args = transformers.TrainingArguments(
         output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate, warmup_steps=config.warmup_steps, lr_scheduler_type="cosine",
-        logging_steps=config.logging_steps, save_steps=config.save_steps, save_total_limit=2,
-        eval_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True,
-        bf16=config.bits in (4, 16), dataloader_num_workers=0, remove_unused_columns=False,
+        learning_rate=config.learning_rate, warmup_steps=min(config.warmup_steps, config.max_steps // 10),
+        lr_scheduler_type="cosine", logging_steps=config.logging_steps, save_steps=config.save_steps,
+        save_total_limit=2, eval_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed,
+        use_cpu=not gpu, bf16=config.bits in (4, 16), dataloader_num_workers=0, remove_unused_columns=False,
+        group_by_length=config.group_by_length,
         gradient_checkpointing=False,  # already enabled on the model (peft needs it set before wrapping)
         disable_tqdm=True, save_safetensors=True, include_num_input_tokens_seen=True)
-    callback = _EventCallback(on_event, config, out)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=train_set, data_collator=_Collator(
-        tokenizer.pad_token_id), callbacks=[callback])
+    deadline = budget_from + config.time_budget_min * 60 * 1.15 if config.time_budget_min else None
+    callback = _EventCallback(on_event, config, out, deadline)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
+                                   callbacks=[callback])
     trainer.remove_callback(transformers.PrinterCallback)  # our events replace its raw dict prints on stdout
-    started = time.perf_counter()
     checkpoint = resume and any(out.glob("checkpoint-*"))
     try:
         trainer.train(resume_from_checkpoint=True if checkpoint else None)
@@ -193,11 +225,11 @@ def train(config: TrainConfig, settings, resume: bool = False,
         if checkpoint:
             raise BadInputError(f"{out}: cannot resume from the last checkpoint ({exc}); delete it and rerun") from exc
         raise
-    seconds = time.perf_counter() - started
     if _STOP.is_set():
         _STOP.clear()
         raise TrainingStopped(f"stopped at step {trainer.state.global_step} with a checkpoint in {out}; "
                               "resume with --resume")
+    seconds = time.perf_counter() - started
     eval_loss = None
     if val_set:
         eval_loss = float(trainer.evaluate(eval_dataset=val_set)["eval_loss"])
@@ -215,11 +247,51 @@ def train(config: TrainConfig, settings, resume: bool = False,
     return result
 
 
+def with_lora(model, config: TrainConfig):
+    """peft LoRA on the target projections, of every layer or of the top `lora_layers` only."""
+    peft = require("peft")
+    layers = getattr(model.config, "num_hidden_layers", 0)
+    only = None
+    if config.lora_layers and layers and config.lora_layers < layers:
+        only = list(range(layers - config.lora_layers, layers))
+    lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                           target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM",
+                           layers_to_transform=only, layers_pattern="layers" if only else None)
+    return peft.get_peft_model(model, lora)
+
+
+def measure_speed(model, train_set: list[dict], collator, batch_size: int, passes: int = 3) -> float:
+    """Seconds per (padded) token of forward + backward on real batches; the first pass is a warm-up."""
+    import random
+
+    rng = random.Random(0)
+    model.train()
+    seconds = tokens = 0.0
+    for n in range(passes):
+        batch = collator([train_set[i] for i in rng.sample(range(len(train_set)), min(batch_size, len(train_set)))])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        t0 = time.perf_counter()
+        model(**batch).loss.backward()
+        if n:
+            seconds += time.perf_counter() - t0
+            tokens += batch["input_ids"].numel()
+    model.zero_grad(set_to_none=True)
+    return seconds / max(tokens, 1.0)
+
+
+def steps_for_budget(budget_s: float, s_per_token: float, train_set: list[dict], config: TrainConfig) -> int:
+    """Optimizer steps that fit: tokens per step from the data's mean length (length-grouped batches pad little),
+    +10% for the optimizer, logging and checkpoints."""
+    mean_len = sum(len(x["input_ids"]) for x in train_set) / len(train_set)
+    per_step = s_per_token * mean_len * config.batch_size * config.grad_accum * 1.1
+    return max(1, int(budget_s / per_step))
+
+
 class _EventCallback:
     """Trainer callback (duck-typed TrainerCallback) turning logs into progress events."""
 
-    def __init__(self, on_event, config: TrainConfig, out: Path):
-        self.on_event, self.config, self.out = on_event, config, out
+    def __init__(self, on_event, config: TrainConfig, out: Path, deadline: float | None = None):
+        self.on_event, self.config, self.out, self.deadline = on_event, config, out, deadline
         self.losses: list[tuple[int, float]] = []
         self.tokens, self.busy_s, self._tokens_before = 0, 0.0, 0
         self._t = None
@@ -243,6 +315,10 @@ class _EventCallback:
         self.busy_s += time.perf_counter() - self._t
         self.tokens = (state.num_input_tokens_seen or 0) - self._tokens_before  # this session's tokens only
         if _STOP.is_set():
+            control.should_save = True
+            control.should_training_stop = True
+        elif self.deadline and time.perf_counter() > self.deadline:  # the machine got slower than measured
+            self.on_event({"event": "status", "message": f"time budget spent: stopping at step {state.global_step}"})
             control.should_save = True
             control.should_training_stop = True
 
