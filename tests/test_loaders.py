@@ -416,6 +416,24 @@ def test_scanned_pdf_without_ocr_names_the_extra():
         "scanned, no text (install edgerag[ocr]): 1 scanned page(s)"
 
 
+def test_ocr_lines_come_in_reading_order():
+    box = lambda x, y, w=40, h=10: [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]  # noqa: E731
+    detections = [(box(60, 31), "line", 0.9), (box(5, 30), "second", 0.9), (box(50, 2), "one", 0.9),
+                  (box(0, 0), "line", 0.9)]
+    assert ocr.lines_in_reading_order(detections) == "line one\nsecond line"
+    assert ocr.lines_in_reading_order(None) == ""
+
+
+@needs_data
+@pytest.mark.slow
+def test_scanned_pdf_is_read_by_ocr():
+    pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra is not installed")
+    doc = load_document(UNSTRUCTURED / "pdf/single_table.pdf")
+    assert doc.sections[0].page == 1 and not doc.warnings
+    text = text_of(doc)
+    assert "Chipper" in text and "64,058" in text
+
+
 def test_scanned_page_in_a_pdf_with_text_is_listed(monkeypatch):
     """A PDF with text pages and a scanned page: the text is kept and the scanned page named in the warnings."""
     monkeypatch.setattr(ocr, "reader", lambda: None)  # as without the extra
@@ -504,6 +522,34 @@ def test_unreadable_is_a_bad_input_error():
 
 
 # ---- robustness over whole corpora ---------------------------------------------------------------------------
+
+
+@needs_data
+def test_unstructured_examples_every_supported_file_is_read_and_every_other_named():
+    """The exact set of files of unstructured_example_docs that give no text, each with its reason."""
+    refused = {}
+    for path in sorted(p for p in UNSTRUCTURED.rglob("*") if p.is_file()):
+        try:
+            load_document(path)
+        except UnreadableFile as exc:
+            refused[str(path.relative_to(UNSTRUCTURED))] = str(exc)
+    legacy_word = "unsupported type .doc (old binary Word format: save it as .docx)"
+    scanned = "scanned, no text (install edgerag[ocr]): 1 scanned page(s)"
+    expected = {
+        "duplicate-paragraphs.doc": legacy_word, "fake-doc-emphasized-text.doc": legacy_word, "fake.doc": legacy_word,
+        "simple.doc": legacy_word, "language-docs/eng_spa_mult.doc": legacy_word,
+        "factbook.xml": "unsupported type .xml", "factbook-utf-16.xml": "unsupported type .xml",
+        "language-docs/eng_spa_mult.xml": "unsupported type .xml",
+        "eml/empty.eml": "corrupt eml (no mail headers)", "eml/fake-encrypted.eml": "encrypted e-mail (S/MIME or PGP)",
+        "empty.txt": "empty file", "fake-text-all-whitespace.txt": "no extractable text",
+        "pdf/password.pdf": "encrypted PDF (password required)",
+        "picture.pptx": "no extractable text", "test-image-jpg-mime.pptx": "no extractable text",  # images only
+    }
+    if not ocr.available():
+        expected.update({f"pdf/{name}.pdf": scanned for name in
+                         ("loremipsum-flat", "single_table", "table-multi-row-column-cells")})
+    assert refused == expected
+
 
 
 @needs_data

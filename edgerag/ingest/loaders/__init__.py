@@ -17,7 +17,7 @@ from .code import CODE_SUFFIXES
 from .encoding import decode_text
 
 __all__ = ["SUPPORTED_SUFFIXES", "Attachment", "LoadedDocument", "Section", "UnreadableFile", "decode_text",
-           "load_bytes", "load_document"]
+           "load_bytes", "load_document", "unsupported_reason"]
 
 # suffix -> (module, format name)
 _LOADERS = {
@@ -47,6 +47,9 @@ _LOADERS = {
     ".ipynb": ("notebook", "ipynb"),
     **{suffix: ("code", "code") for suffix in CODE_SUFFIXES},
 }
+# formats people have that no loader reads: say what to do instead
+_HINTS = {".doc": "old binary Word format: save it as .docx", ".xls": "old binary Excel format: save it as .xlsx",
+          ".ppt": "old binary PowerPoint format: save it as .pptx"}
 # modules of optional extras -> the extra that installs them (anything else missing is a broken install)
 _EXTRAS = {"extract_msg": "docs", "rapidocr_onnxruntime": "ocr"}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
@@ -71,12 +74,18 @@ def _read(path: Path) -> bytes:
         raise UnreadableFile(_one_line(f"cannot read file ({exc.strerror or exc})")) from None
 
 
+def unsupported_reason(suffix: str) -> str:
+    if not suffix:
+        return "unsupported type (no file extension)"
+    return f"unsupported type {suffix}" + (f" ({_HINTS[suffix]})" if suffix in _HINTS else "")
+
+
 def load_document(path: Path) -> LoadedDocument:
     """Extract the text of one file; raise UnreadableFile (never anything else) when that gives no text."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _LOADERS:
-        raise UnreadableFile(f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)")
+        raise UnreadableFile(unsupported_reason(suffix))
     return load_bytes(path.name, _read(path))
 
 
@@ -85,7 +94,7 @@ def load_bytes(name: str, data: bytes) -> LoadedDocument:
     format by its suffix."""
     suffix = Path(name).suffix.lower()
     if suffix not in _LOADERS:
-        raise UnreadableFile(f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)")
+        raise UnreadableFile(unsupported_reason(suffix))
     module, fmt = _LOADERS[suffix]
     if not data:
         raise UnreadableFile("empty file")
