@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, default=1_000_000,
                    help="largest request body (default 1000000)")
     p.add_argument("--max-queue", dest="max_queue", type=int, default=8,
-                   help="requests that may wait per model before new ones get 429 (default 8)")
+                   help="requests per model, running or waiting, before new ones get 429 (default 8)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.set_defaults(func=serve_cmd)
 

@@ -19,7 +19,7 @@ class Limits:
     max_body_bytes: int = 1_000_000
     # Ceiling on a request's max_tokens (a request without one gets the settings' max_tokens).
     max_tokens: int = 1024
-    # Requests that may wait per model before new ones get 429.
+    # Requests per model, running or waiting, before new ones get 429.
     max_queue: int = 8
     # Texts per embeddings request.
     max_inputs: int = 256
