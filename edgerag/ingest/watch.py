@@ -25,6 +25,8 @@ from ..config import Settings
 from ..errors import CollectionError
 from .sync import IngestEvent, IngestReport, discover, sync
 
+WAKE_MS = 300  # the watcher wakes this often without changes: to start, to retry, to see `stop`
+
 
 @dataclass
 class WatchEvent:
@@ -95,19 +97,23 @@ def watch(settings: Settings, paths: list[Path], collection_name: str,
         on_event(WatchEvent("synced", report=report, initial=initial))
         return True
 
-    pending = not run(initial=True)
+    # The watcher starts first and the first sync runs at its first wake-up, so a change made while that sync
+    # runs (or just after it reported) is queued by the watcher rather than lost in between.
     ignore = [Path(settings.collections_dir).resolve()]
-    watch_filter = _Filter(roots, ignore)
+    pending, initial, last_try = True, True, 0.0
     try:
-        for changes in fs_watch(*roots, watch_filter=watch_filter, debounce=max_wait_ms, step=quiet_ms,
-                                stop_event=stop, rust_timeout=int(retry_s * 1000), yield_on_timeout=True,
+        for changes in fs_watch(*roots, watch_filter=_Filter(roots, ignore), debounce=max_wait_ms, step=quiet_ms,
+                                stop_event=stop, rust_timeout=WAKE_MS, yield_on_timeout=True,
                                 raise_interrupt=False):
             if stop is not None and stop.is_set():
                 break
-            if not changes and not pending:
-                continue  # the periodic wake-up that lets a refused sync be retried
             if changes:
                 on_event(WatchEvent("changes", changes=len(changes)))
-            pending = not run()
+                pending = True
+            elif not pending or (last_try and time.monotonic() - last_try < retry_s):
+                continue  # a periodic wake-up: nothing to do, or a refused sync not yet due for a retry
+            last_try = time.monotonic()
+            pending = not run(initial)
+            initial = initial and pending
     finally:
         on_event(WatchEvent("stopped"))
