@@ -34,7 +34,7 @@ from .chunker import chunk_sections
 from .attachments import is_attachment, parent_of, rename_children, sync_attachments
 from . import isolate
 from .isolate import TooSlow
-from .loaders import SUPPORTED_SUFFIXES, UnreadableFile, load_document
+from .loaders import SUPPORTED_SUFFIXES, UnreadableFile, load_document, unsupported_reason
 
 EMBED_BATCH_CHUNKS = 256  # pending new chunks that trigger an embedding pass
 # Bump when the chunker or what gets indexed changes, so existing collections are re-chunked on the next ingest.
@@ -291,7 +291,7 @@ def _sync_files(collection, files, roots, writer, parser, report, done, stamp, c
                 done(FileOutcome(key, "renamed", f"from {moved.path}", moved.n_chunks))
                 continue
         if f.suffix.lower() not in SUPPORTED_SUFFIXES:
-            done(FileOutcome(key, "unsupported", f"unsupported type {f.suffix or '(no extension)'}"))
+            done(FileOutcome(key, "unsupported", unsupported_reason(f.suffix.lower())))
             continue
         t0, chunk_before = time.perf_counter(), t["chunk"]
         try:
