@@ -347,7 +347,7 @@ class Collection:
 
     def bm25(self, query: str, k: int) -> list[tuple[int, float]]:
         """[(text_id, score)] best first; score is FTS5's -bm25 (higher is better), from the derived keyword index."""
-        return self.fts5_bm25(query, k)
+        return self.keywords.search(query, k)
 
     def fts5_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
         """The same ranking straight from FTS5, the record of truth (query terms OR-ed): the reference the keyword
