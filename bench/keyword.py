@@ -7,7 +7,9 @@ ingests it, ~5 min on 2 cores). Queries: the 323 real test queries. Options, all
 
   fts5         SQLite FTS5 bm25() over the OR of the query terms (the keyword leg before this change; baseline)
   fts5-pruned  the same, keeping the 6 rarest query terms that occur in at most half the texts
-  bm25s        edgerag's derived keyword file (store/keyword.py: bm25s score matrix, FTS5-equal scores; chosen)
+  derived      edgerag's keyword file (store/keyword.py: per-term weight matrix in bm25s's layout built with
+               numpy, FTS5-equal scores; the choice)
+  bm25s        the bm25s library itself (Robertson idf, k1 1.2, b 0.75, our tokens); no incremental update
   tantivy      tantivy-py, en_stem tokenizer, freq-only postings, OR query (built in a temp folder)
 
 Latency: each query runs every option in turn, the order rotating per query, 5 rounds; k = 30 (the hybrid
@@ -57,15 +59,18 @@ def main() -> None:
     fresh = keyword.KeywordIndex(Path(tempfile.mkdtemp()) / keyword.KEYWORDS_FILE, col.conn)
     fresh.add(rows)
     fresh.save()
-    build["bm25s"] = time.perf_counter() - t0
-    size["bm25s"] = fresh.path.stat().st_size
-    options["bm25s"] = fresh.search
-    build["fts5"], size["fts5"] = fts5_build(texts)
+    build["derived (ours)"] = time.perf_counter() - t0
+    size["derived (ours)"] = fresh.path.stat().st_size
+    options["derived (ours)"] = fresh.search
+    build["bm25s"], size["bm25s"], options["bm25s"], update["bm25s"] = bm25s_index(rows)
+    build["fts5"], size["fts5"], update["fts5"] = fts5_build(texts)
+    for d in (build, size, update):  # the pruned queries run on the same FTS5 index
+        d["fts5-pruned"] = d["fts5"]
     build["tantivy"], size["tantivy"], options["tantivy"], tantivy_update = tantivy_index(texts)
     t0 = time.perf_counter()
     fresh.add([(10**9, None, "Zymurgy is the chemistry of fermentation.")])
     fresh.search("zymurgy", 1)  # recomputes the weights, as the first search (or save) after an ingest does
-    update["bm25s"] = time.perf_counter() - t0
+    update["derived (ours)"] = time.perf_counter() - t0
     update["tantivy"] = tantivy_update()
     fresh.delete([10**9])
 
@@ -85,7 +90,7 @@ def main() -> None:
                           f"update {update.get(name, math.nan) * 1000:6.1f} ms  "
                           f"size {size.get(name, 0) / 2**20:5.1f} MiB"))
     base = percentile(latency["fts5"], 50)
-    out.append(("bm25s vs fts5 (p50)", f"{base / percentile(latency['bm25s'], 50):.1f}x faster"))
+    out.append(("derived vs fts5 (p50)", f"{base / percentile(latency['derived (ours)'], 50):.1f}x faster"))
     report(f"keyword leg, NFCorpus: {len(texts)} chunks, {len(queries)} test queries x {ROUNDS} rounds, k={K}", out)
     plot(latency, ndcg, len(texts))
 
@@ -179,7 +184,42 @@ def pruned_fts5(col, n_texts: int):
     return search
 
 
-def fts5_build(texts) -> tuple[float, int]:
+def bm25s_index(rows):
+    """The bm25s library on the same tokens: full build, query via get_scores, update = full re-index."""
+    import bm25s
+    import numpy as np
+
+    from edgerag.store import keyword
+
+    def build(rows):
+        model = bm25s.BM25(method="robertson", k1=keyword.K1, b=keyword.B)
+        model.index([keyword.tokenize(keyword.indexed_words(h, t)) for _, h, t in rows], show_progress=False)
+        return model
+
+    t0 = time.perf_counter()
+    model = build(rows)
+    seconds = time.perf_counter() - t0
+    ids = np.array([r[0] for r in rows])
+
+    def search(query: str, k: int):
+        terms = [t for t in keyword.query_terms(query) if t in model.vocab_dict]
+        if not terms:
+            return []
+        scores = model.get_scores(terms)
+        top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    t0 = time.perf_counter()
+    build(list(rows) + [(10**9, None, "Zymurgy is the chemistry of fermentation.")])  # no incremental add
+    update = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp)
+        size = sum(p.stat().st_size for p in Path(tmp).iterdir() if p.is_file())
+    return seconds, size, search, update
+
+
+def fts5_build(texts) -> tuple[float, int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         db = sqlite3.connect(Path(tmp) / "f.sqlite")
         db.execute("CREATE VIRTUAL TABLE f USING fts5(text, tokenize='porter unicode61')")
@@ -188,8 +228,12 @@ def fts5_build(texts) -> tuple[float, int]:
             db.executemany("INSERT INTO f(rowid, text) VALUES (?, ?)", texts)
         seconds = time.perf_counter() - t0
         size = sum(r[0] for r in db.execute("SELECT sum(length(block)) FROM f_data"))
+        t0 = time.perf_counter()
+        with db:  # one new text: the trigger's insert, inside the document's transaction
+            db.execute("INSERT INTO f(rowid, text) VALUES (?, ?)", (10**9, "Zymurgy is the chemistry of fermentation."))
+        update = time.perf_counter() - t0
         db.close()
-    return seconds, size
+    return seconds, size, update
 
 
 def tantivy_index(texts):
