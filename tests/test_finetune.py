@@ -279,16 +279,21 @@ def test_promotion_needs_a_gate_that_is_not_worse(tiny_settings, trained):
 
 
 def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, tmp_path):
-    from edgerag.finetune.train import TrainConfig, train
+    from edgerag.finetune.train import TrainConfig, steps_for_budget, train
 
     events = []
     config = TrainConfig(base="tiny", train_file=str(tiny_home / "chats" / "train.jsonl"), out_dir=str(tmp_path / "b"),
                          bits=32, lora_r=4, lora_alpha=8, time_budget_min=0.3, batch_size=2, save_steps=1000)
     result = train(config, tiny_settings, on_event=events.append)
     saved = json.loads((tmp_path / "b" / "train_config.json").read_text())
-    assert result.steps == saved["max_steps"] > 1  # steps chosen from the measurement, recorded for --resume
-    assert any("steps fit the 0.3-minute budget" in e.get("message", "") for e in events)
-    assert result.seconds < 60 * 0.3 * 1.15 + 30  # about the budget (slack: model load on a busy machine)
+    assert result.steps == saved["max_steps"] >= 1  # steps chosen from the measurement, recorded for --resume
+    assert saved["max_steps"] != 120  # not the fixed default
+    message = next(e["message"] for e in events if "steps fit the 0.3-minute budget" in e.get("message", ""))
+    assert message.endswith(f": {saved['max_steps']} steps fit the 0.3-minute budget")
+    # the arithmetic, independent of how busy the machine is: 60 s at 1 ms/token, 100-token examples, batch 2,
+    # +10% overhead → 0.22 s per step
+    rows = [{"input_ids": [0] * 100}] * 3
+    assert steps_for_budget(60, 1e-3, rows, config) == int(60 / (1e-3 * 100 * 2 * 1.1))
 
 
 def test_lora_on_upper_layers_only(tiny_settings, tiny_home):

@@ -21,7 +21,7 @@ from .common import add_collection_flag, console, err_console, progress_bars, se
 # `finetune run` defaults sized for a 2-core CPU so that the whole loop (data, training, export, gate) stays
 # under ~45 minutes on the bundled 135M model (docs/results/xquad-finetune-v2).
 RUN_TIME_BUDGET_MIN = 15.0
-RUN_EVAL_LIMIT = 50
+RUN_EVAL_LIMIT = 30
 
 
 def _training_flags(p, budget_default: float | None, eval_limit_default: int | None) -> None:

@@ -24,6 +24,7 @@ import hashlib
 import json
 import random
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -46,7 +47,9 @@ class DataConfig:
     max_distractors: int = 4  # each prompt shows the oracle among 1..max_distractors others
     p_refusal: float = 0.1  # share of examples with distractors only (target: the not-found reply)
     spans_per_chunk: int = 6  # sentences used per chunk (one question each)
-    generator_tries: int = 40  # generator questions cost 1-5 s each on 2 cores (17% accepted); the rest cloze
+    # Generator questions read like real ones but cost 1 s (idle 2-core CPU) to minutes (a loaded one) each and
+    # ~17% pass the filters: they get a fixed time box, cloze questions do the rest.
+    generator_seconds: float = 120.0
     target_words: int = 25  # a longer source sentence is cut to a clause window around the answer
     # Sources cut to ~80 words around the answer (distractors: their first 80 words): a 2-core CPU trains ~1.6x
     # more examples in the same time (examples ~450 instead of ~750 tokens); XQuAD-size paragraphs mostly fit.
@@ -231,7 +234,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     card = DataCard(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
                     chunks=len(hits), split=split)
     rejections, sources_used, positions = Counter(), Counter(), Counter()
-    generator_tries = 0
+    generator_tries, generator_s = 0, 0.0
     seen: set[str] = set()
     examples: dict[str, list] = {"train": [], "val": []}
     for _, hit, sentence in ranked:
@@ -243,9 +246,11 @@ def synthesize(collection, retriever, generator, config: DataConfig,
             rejections["no answer span in the sentence"] += 1
             continue
         question = origin = None
-        if config.use_generator and generator is not None and generator_tries < config.generator_tries:
+        if config.use_generator and generator is not None and generator_s < config.generator_seconds:
             generator_tries += 1
+            t0 = time.perf_counter()
             asked = generator_question(generator, sentence, span)
+            generator_s += time.perf_counter() - t0
             problem = question_problem(asked, span, sentence)
             if problem:
                 rejections[f"generator: {problem}"] += 1

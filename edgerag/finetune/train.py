@@ -261,14 +261,17 @@ def with_lora(model, config: TrainConfig):
 
 
 def measure_speed(model, train_set: list[dict], collator, batch_size: int, passes: int = 3) -> float:
-    """Seconds per (padded) token of forward + backward on real batches; the first pass is a warm-up."""
+    """Seconds per token of forward + backward on single real examples (the first pass is a warm-up). Single
+    examples keep the measurement cheap: these passes train nothing, and on a busy 2-core CPU a full batch takes
+    minutes. On a CPU the per-token cost depends little on batch size (the matmuls are sequence-long already);
+    the deadline in the callback catches a machine that gets slower than measured."""
     import random
 
     rng = random.Random(0)
     model.train()
     seconds = tokens = 0.0
     for n in range(passes):
-        batch = collator([train_set[i] for i in rng.sample(range(len(train_set)), min(batch_size, len(train_set)))])
+        batch = collator([train_set[rng.randrange(len(train_set))]])
         batch = {k: v.to(model.device) for k, v in batch.items()}
         t0 = time.perf_counter()
         model(**batch).loss.backward()
