@@ -218,3 +218,28 @@ def test_gate_guards():
     guards = check_guards({"open": _summary(same),
                            "unanswerable": _summary({"base": refuse_few, "candidate": refuse_all}, "unanswerable")})
     assert all(g.passed for g in guards)
+
+
+def test_gate_runs_the_unanswerable_set_guards_and_resumes_both(settings, tmp_path):
+    from test_evaluate_runs import FAKES, FakeGenerator, FakeSpec, squad_file
+
+    from edgerag.evaluate.datasets import load_squad
+    from edgerag.evaluate.gate import gate_generator
+
+    heldout = load_squad(squad_file(tmp_path))
+    FAKES["base"], FAKES["candidate"] = FakeGenerator(), FakeGenerator(refuse_all=True)
+    events = []
+    result = gate_generator(settings, heldout, candidate=FakeSpec(label="candidate"), base=FakeSpec(label="base"),
+                            condition="oracle", on_event=events.append)
+    assert [e.info for e in events if e.kind == "run"] == [str(result.run_dir)]  # callers remember one run
+    assert result.unanswerable["condition"] == "unanswerable"
+    failed = {(g.condition, g.metric) for g in result.guards if not g.passed}
+    assert failed == {("oracle", "f1"), ("oracle", "contains"), ("oracle", "refusal")}  # refuses answerable ones
+    assert any(g.condition == "unanswerable" and g.passed for g in result.guards)
+    assert not result.promotable and "refusal (oracle) 0.0 → 100.0: +5 points" in result.failures
+
+    FAKES["base"], FAKES["candidate"] = FakeGenerator(stop_after=0), FakeGenerator(refuse_all=True, stop_after=0)
+    again = gate_generator(settings, heldout, candidate=FakeSpec(label="candidate"), base=FakeSpec(label="base"),
+                           condition="oracle", resume=result.run_dir)
+    assert FAKES["base"].calls == FAKES["candidate"].calls == 0  # both runs were complete: nothing asked again
+    assert again.unanswerable["run_dir"] == result.unanswerable["run_dir"] and again.failures == result.failures

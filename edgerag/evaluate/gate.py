@@ -126,7 +126,7 @@ def _result(summary: dict, metric: str, run_dir: Path) -> GateResult:
 def gate_generator(settings: Settings, heldout: QADataset | str | Path, candidate: str | GeneratorSpec,
                    base: str | GeneratorSpec | None = None, *, condition: str = "open", metric: str | None = None,
                    limit: int | None = None, seed: int = 0, resamples: int = 1000, name: str | None = None,
-                   resume: Path | None = None, unanswerable: bool = True, resume_unanswerable: Path | None = None,
+                   resume: Path | None = None, unanswerable: bool = True,
                    on_event: Callable[[EvalEvent], None] = ignore) -> GateResult:
     """Candidate generator vs base (default: the active generator) on held-out QA.
 
@@ -135,7 +135,8 @@ def gate_generator(settings: Settings, heldout: QADataset | str | Path, candidat
     condition: open (retrieval, the product's path), oracle (gold passages given) or unanswerable.
     metric: default F1 (refusal rate for unanswerable).
     unanswerable: also run the same questions with their gold passages removed, for the correct-refusal guard
-    (a second run directory, resumable with `resume_unanswerable`). `result.guards` holds every guard."""
+    (a second run directory, named in the first one's `unanswerable.run`, so `resume=result.run_dir` resumes
+    both; its "run" event is not passed on). `result.guards` holds every guard."""
     metric = metric or primary_metric(condition)
     if metric not in metrics_for(condition) or metrics_for(condition)[metric] is None:
         raise BadInputError(f"metric {metric!r} cannot gate the {condition} condition")
@@ -152,10 +153,19 @@ def gate_generator(settings: Settings, heldout: QADataset | str | Path, candidat
     gate = _result(result.summary, metric, result.run_dir)
     summaries = {condition: result.summary}
     if unanswerable and condition != "unanswerable":
+        pointer = result.run_dir / "unanswerable.run"
+        previous = Path(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else None
+
+        def forward(event: EvalEvent) -> None:
+            if event.kind == "run":  # callers remember the first run; this one is found from it
+                pointer.write_text(f"{event.info}\n", encoding="utf-8")
+            else:
+                on_event(event)
+
         config = QAConfig(generators=[base_spec, cand_spec], condition="unanswerable", limit=limit, seed=seed,
                           resamples=resamples, name=f"{config.name}-unanswerable")
-        gate.unanswerable = run_qa_eval(settings, config, resume=resume_unanswerable, on_event=on_event,
-                                        dataset=dataset).summary
+        gate.unanswerable = run_qa_eval(settings, config, resume=previous if previous and previous.is_dir() else None,
+                                        on_event=forward, dataset=dataset).summary
         summaries["unanswerable"] = gate.unanswerable
     gate.guards = check_guards(summaries)
     return gate
