@@ -56,3 +56,14 @@ def test_context_assembly_budget_dedup_and_order(xquad):
     assert [h.text_id for h in small] == [hits[0].text_id]
     edges = assemble(hits, count, 10_000, order="edges")
     assert edges[0].text_id == hits[0].text_id and edges[-1].text_id == hits[1].text_id
+
+
+def test_empty_collection_is_named(tmp_path, embedder, session_settings):
+    from edgerag.runtime import embedder_id
+    from edgerag.store.collection import Collection
+
+    col = Collection.open(tmp_path, "empty", embedder_id(session_settings, embedder), create=True)
+    for mode in ("dense", "bm25", "hybrid"):  # both legs come back empty, then the count names the cause
+        with pytest.raises(CollectionError, match="is empty"):
+            Retriever(col, embedder).search("warranty", 5, mode)
+    col.close()
