@@ -19,6 +19,7 @@ import pytest
 
 from conftest import REPO, shared
 from edgerag.ingest import ingest
+from edgerag.ingest.loaders import ocr
 from edgerag.ingest.watch import watch
 from edgerag.runtime import open_collection
 
@@ -72,6 +73,32 @@ def test_mail_attachments_are_documents_that_follow_their_mail(settings, tmp_pat
     ingest(settings, [folder], "default")
     docs, _ = _state(settings)
     assert sorted(docs) == ["d.eml", "d.eml::First Message.eml", "d.eml::Second Message.eml"]
+
+
+@pytest.mark.skipif(ocr.available(), reason="with the ocr extra the pages are read")
+def test_scanned_pages_are_named_in_the_cli_report(settings, tmp_path, capsys, monkeypatch):
+    import pypdfium2 as pdfium
+
+    from edgerag.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    pdf = pdfium.PdfDocument.new()
+    pdf.import_pages(pdfium.PdfDocument(shared("documents", "docling_testdata", "pdf", "sources",
+                                               "multi_page.pdf").read_bytes()), [0])
+    pdf.import_pages(pdfium.PdfDocument(shared("documents", "unstructured_example_docs", "pdf",
+                                               "loremipsum-flat.pdf").read_bytes()), [0])
+    pdf.save(folder / "mixed.pdf")
+    shutil.copy(shared("documents", "unstructured_example_docs", "pdf", "single_table.pdf"), folder / "scan.pdf")
+    assert main(["ingest", str(folder), "--json"]) == 1  # scan.pdf gives no text at all: failed
+    files = {Path(f["path"]).name: (f["status"], f["reason"]) for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files == {"mixed.pdf": ("added", "page(s) 2: scanned, no text (install edgerag[ocr])"),
+                     "scan.pdf": ("failed", "scanned, no text (install edgerag[ocr]): 1 scanned page(s)")}
+    (folder / "mixed.pdf").write_bytes((folder / "mixed.pdf").read_bytes() + b"\n")  # changed: read again
+    main(["ingest", str(folder)])
+    out = capsys.readouterr().out
+    assert "ingested with warnings" in out and "page(s) 2: scanned, no text (install edgerag[ocr])" in out
 
 
 # ---- watch mode -----------------------------------------------------------------------------------------------

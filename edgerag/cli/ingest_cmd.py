@@ -6,6 +6,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..store.collection import list_collections, remove_collection
@@ -63,7 +64,7 @@ def ingest_cmd(args) -> int:
             info = f"{o.status}: {Path(o.path).name}"
             progress.update(state["files"], advance=0 if o.status == "removed" else 1, info=info[:60])
             if o.status == "failed" and not args.json:
-                progress.console.print(f"[red]failed[/] {o.path}: {o.reason}")
+                progress.console.print(f"[red]failed[/] {escape(o.path)}: {escape(o.reason)}")
         elif event.kind == "embedded":
             state["chunks"] += event.chunks
             rate = state["chunks"] / max(1e-6, time.perf_counter() - state["start"])
@@ -87,7 +88,7 @@ def ingest_cmd(args) -> int:
             reasons.add_column("file")
             reasons.add_column("reason")
             for o in odd:
-                reasons.add_row(o.path, o.reason)
+                reasons.add_row(escape(o.path), escape(o.reason))  # "[ocr]" is not markup
             console.print(reasons)
         notes = [o for o in report.outcomes if o.reason and o.status in ("added", "updated")]
         if notes:  # read, but not all of it (scanned pages without OCR, unreadable pages)
@@ -95,7 +96,7 @@ def ingest_cmd(args) -> int:
             table.add_column("file")
             table.add_column("warning")
             for o in notes:
-                table.add_row(o.path, o.reason)
+                table.add_row(escape(o.path), escape(o.reason))
             console.print(table)
     return 1 if report.failed else 0
 

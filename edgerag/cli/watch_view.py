@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.markup import escape
+
 from .common import collection_name, console, err_console, settings_from
 
 _MARK = {"added": "[green]+[/]", "updated": "[yellow]~[/]", "renamed": "[cyan]→[/]", "removed": "[red]-[/]",
@@ -45,7 +47,7 @@ def watch_cmd(args) -> int:
                 sys.stdout.write(json.dumps({"event": "error", "message": event.message}) + "\n")
                 sys.stdout.flush()
             else:
-                console.print(f"[red]{_clock(event.at)} sync postponed:[/] {event.message}")
+                console.print(f"[red]{_clock(event.at)} sync postponed:[/] {escape(event.message)}")
             line("waiting to retry")
         elif event.kind == "synced":
             state["syncs"] += 1
@@ -62,8 +64,9 @@ def watch_cmd(args) -> int:
                 console.print(f"[bold]{_clock(event.at)} {head}[/] in {report.seconds:.1f}s: "
                               f"{counts or 'nothing changed'}")
                 for o in rows:
-                    why = f"  [dim]{o.reason}[/]" if o.reason else ""
-                    console.print(f"  {_MARK.get(o.status, ' ')} {Path(o.path).name if o.status != 'removed' else o.path}{why}")
+                    why = f"  [dim]{escape(o.reason)}[/]" if o.reason else ""  # reasons may hold "[ocr]"
+                    shown = o.path if o.status == "removed" else Path(o.path).name
+                    console.print(f"  {_MARK.get(o.status, ' ')} {escape(shown)}{why}")
             docs = report.summary["added"] + report.summary["updated"] + report.summary["renamed"] \
                 + report.summary["unchanged"]
             line(f"{docs} documents, last sync {_clock(event.at)}")
