@@ -175,6 +175,9 @@ def main() -> None:
     parser.add_argument("--no-plain", action="store_true", help="skip the plain peft + Trainer baseline runs")
     parser.add_argument("--batch", type=int, default=BATCH, help="examples per step (default 4, as training)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run before it is reported as slower")
+    parser.add_argument("--full", type=Path, default=None, help="use this train.jsonl (whole sources) instead of "
+                        "synthesizing one")
+    parser.add_argument("--window", type=Path, default=None, help="use this train.jsonl (80-word sources)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
@@ -188,7 +191,7 @@ def main() -> None:
     os.environ["BENCH_BASE"] = ModelStore(load_settings().models_dir).active_name("generator")
     if args.child:
         return child(args.child, args.impl, args.data, args.steps)
-    files = prepare_data(home)
+    files = {"full": args.full, "window": args.window} if args.full and args.window else prepare_data(home)
     lengths = {}
     for variant, path in files.items():
         rows = [json.loads(x) for x in path.read_text().splitlines()]
