@@ -3,7 +3,8 @@ in-process (AnswerEngine.ask, first on_token call), same bundled models, collect
 
 Both sides run the whole pipeline (question embedding, hybrid retrieval, prompt, llama.cpp prefill) and both
 keep llama.cpp's prefix cache between questions; they alternate question by question, never overlapping. The
-first round warms both up and is not counted.
+first round warms both up and is not counted. Answers are capped at MAX_TOKENS on both sides: the first token
+is what is timed, and the cap keeps the run short on a shared 2-core machine.
 
 Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/serve.py   (or `make bench`, which runs it too)
 """
@@ -17,6 +18,7 @@ QUESTIONS = ["How long does the Aurora K3 warranty last?", "What is the daily me
              "Who built the Old Harbour Lighthouse?", "How do I clean the burrs?",
              "How many grind settings does the grinder have?", "What must I do before removing the upper burr?"]
 ROUNDS = 3  # the first is warm-up
+MAX_TOKENS = 48
 
 
 def ask_ttft(engine, question: str) -> float:
@@ -41,12 +43,12 @@ def main() -> None:
     bench_home()
     import openai
 
-    from edgerag.config import load_settings
+    from edgerag.config import load_settings, replace
     from edgerag.ingest import ingest
     from edgerag.runtime import build_engine
     from edgerag.serve import serve_in_thread
 
-    settings = load_settings()
+    settings = replace(load_settings(), max_tokens=MAX_TOKENS)
     ingest(settings, [REPO / "docs" / "samples"], "bench-demo")
     engine = build_engine(settings, "bench-demo")
     server = serve_in_thread(settings)
