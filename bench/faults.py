@@ -3,6 +3,9 @@
     python bench/faults.py all            # the full suite (≈10 min on 2 cores); prints the figures the README quotes
     python bench/faults.py fuzz|kill|concurrency|cleanroom [--seeds N]
 
+This module holds the harness, the kill and the concurrency scenarios; fault_fuzz.py the hostile files and the
+fuzzing driver, fault_cleanroom.py the clean-room install.
+
 tests/test_faults.py runs a fast slice of the same scenarios on every `make test`; the `slow` tests there run them
 whole. Storage, parsing and process death are under test, not embedding quality, so ingest here uses a
 deterministic hashing embedder (HashEmbedder) instead of the ONNX model, except in the clean-room install, which
@@ -250,176 +253,6 @@ def wait_ready(proc: subprocess.Popen, timeout: float = 60) -> str:
     return line.strip()
 
 
-# -- 1. ingest fuzzing ---------------------------------------------------------------------------------------------
-def _zip(path: Path, members: dict[str, bytes | tuple[int, bytes]]) -> Path:
-    """A zip; a member given as (n, byte) is n copies of that byte, streamed (so a bomb needs no memory)."""
-    import zipfile
-
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in members.items():
-            if isinstance(content, tuple):
-                n, byte = content
-                with zf.open(name, "w", force_zip64=True) as fh:
-                    block = byte * (1 << 20)
-                    for _ in range(n >> 20):
-                        fh.write(block)
-            else:
-                zf.writestr(name, content)
-    return path
-
-
-def _truncated(source: Path, target: Path, fraction: float = 0.5) -> Path:
-    data = source.read_bytes()
-    target.write_bytes(data[: int(len(data) * fraction)])
-    return target
-
-
-def hostile_files(folder: Path, big_mb: int = 50, bomb_mb: int = 300) -> Path:
-    """Files built to break a parser, a reader or a walker. Returns the folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    docs = DATA / "documents"
-    pdf = next(docs.rglob("*.pdf"))
-    docx = next(docs.rglob("*.docx"))
-    epub = next(docs.rglob("*.epub"))
-    _truncated(pdf, folder / "truncated.pdf")
-    _truncated(pdf, folder / "truncated-early.pdf", 0.05)
-    _truncated(docx, folder / "truncated.docx")
-    _truncated(epub, folder / "truncated.epub")
-    _zip(folder / "bomb.docx", {"[Content_Types].xml": b"<Types/>", "word/document.xml": (bomb_mb << 20, b" ")})
-    _zip(folder / "bomb.epub", {
-        "mimetype": b"application/epub+zip",
-        "META-INF/container.xml": b'<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:'
-                                  b'opendocument:xmlns:container"><rootfiles><rootfile full-path="content.opf" '
-                                  b'media-type="application/oebps-package+xml"/></rootfiles></container>',
-        "content.opf": b'<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
-                       b'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier '
-                       b'id="id">bomb</dc:identifier><dc:title>Bomb</dc:title><dc:language>en</dc:language></metadata>'
-                       b'<manifest><item id="c1" href="ch1.xhtml" media-type="application/xhtml+xml"/></manifest>'
-                       b'<spine><itemref idref="c1"/></spine></package>',
-        "ch1.xhtml": (bomb_mb << 20, b"a")})
-    _zip(folder / "bomb.pptx", {"ppt/slides/slide1.xml": (bomb_mb << 20, b"<")})
-    with open(folder / "one-line.txt", "wb") as fh:  # a single 50 MB line: no sentence or paragraph break
-        word = b"lorem ipsum dolor sit amet "
-        fh.write(word * ((big_mb << 20) // len(word)))
-    (folder / "invalid-utf8.txt").write_bytes(b"Valid start. " + bytes(range(128, 256)) * 40 + b" valid end.\xff\xfe")
-    (folder / "invalid-utf8.md").write_bytes(b"# Title\n\n\xc3\x28 broken \xe2\x82 sequences \xf0\x28\x8c\x28 here.\n")
-    (folder / "nul-bytes.txt").write_bytes(b"text with \x00 nul \x00 bytes in it. " * 50)
-    (folder / "deep.html").write_text("<html><body>" + "<div>" * 200_000 + "deep text" + "</div>" * 200_000
-                                      + "</body></html>")
-    (folder / "deep-unclosed.html").write_text("<p><b><i><span>" * 50_000 + "never closed")
-    (folder / "utf16.html").write_bytes("<html><body><h1>Titel</h1><p>Grüße aus Köln.</p></body></html>"
-                                        .encode("utf-16"))
-    (folder / "empty.pdf").write_bytes(b"")
-    (folder / "binary.txt").write_bytes(os.urandom(4096))
-    (folder / "fake.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(2048))
-    (folder / "fake.docx").write_bytes(b"PK\x03\x04" + os.urandom(2048))
-    (folder / "crlf.md").write_bytes(b"# Heading\r\n\r\nLine one.\r\nLine two.\r\n" * 100)
-    (folder / "no-text.html").write_text("<html><head><script>var x = 1;</script></head><body></body></html>")
-    unreadable = folder / "unreadable.txt"
-    unreadable.write_text("you should not be able to read this")
-    unreadable.chmod(0)
-    sub = folder / "links"
-    sub.mkdir(exist_ok=True)
-    for name, target in (("loop", ".."), ("self-loop", "self-loop"), ("self.txt", "self.txt"),
-                         ("dangling.txt", "no-such-file.txt"), ("to-parent", "../links")):
-        link = sub / name
-        if not link.is_symlink():
-            link.symlink_to(target)
-    if hasattr(os, "mkfifo") and not (folder / "pipe.txt").exists():
-        os.mkfifo(folder / "pipe.txt")  # reading it would block forever
-    return folder
-
-
-def fuzz_child(args) -> int:
-    """Ingest each listed file on its own (one JSON line per file), then the folders whole."""
-    items = json.loads(Path(args.files).read_text())
-    root = Path(args.root)
-    for item in items:
-        print(json.dumps({"start": item}), flush=True)
-        started = time.perf_counter()
-        try:
-            report = ingest(root, [Path(item)], time_limit=args.limit)
-            outcomes = [{"path": o.path, "status": o.status, "reason": o.reason} for o in report.outcomes]
-            print(json.dumps({"path": item, "outcomes": outcomes, "seconds": time.perf_counter() - started}),
-                  flush=True)
-        except Exception as exc:  # noqa: BLE001 - exactly what the suite counts
-            print(json.dumps({"path": item, "crash": f"{type(exc).__name__}: {exc}"[:300],
-                              "seconds": time.perf_counter() - started}), flush=True)
-    print(json.dumps({"integrity": integrity(root)}), flush=True)
-    return 0
-
-
-def fuzz(work: Path, paths: list[Path], limit: float = 30.0, watchdog: float | None = None,
-         walk: list[Path] | None = None) -> dict:
-    """Every file under paths on its own, then each folder in `walk` (default: the folders in paths) as a whole,
-    which walks its links, loops, unreadable entries and named pipes. A child
-    process does the work: a crash of the interpreter is caught and named too, and a file that outlives the time
-    limit by far is killed by the watchdog (counted as a stall)."""
-    from edgerag.ingest.sync import discover
-
-    work.mkdir(parents=True, exist_ok=True)
-    files = [str(f) for p in paths for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*")
-                                                                             if x.is_file() and not x.is_symlink()))]
-    walk = [p for p in paths if p.is_dir()] if walk is None else walk
-    todo = files + [str(p) for p in walk]
-    discover(walk)  # a walker that loops forever would stop the suite here
-    results: list[dict] = []
-    watchdog = watchdog or limit * 3 + 30
-    root = work / "data"
-    root.mkdir(exist_ok=True)
-    integrity_problems: list[str] | None = None
-    while todo:
-        listing = work / "todo.json"
-        listing.write_text(json.dumps(todo))
-        cmd = [sys.executable, str(Path(__file__).resolve()), "fuzz-child", "--files", str(listing), "--root",
-               str(root), "--limit", str(limit)]
-        if os.geteuid() == 0 and shutil.which("setpriv"):  # root reads everything: drop the override so a
-            cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] + cmd  # 000 file is unreadable
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
-        current, done = None, set()
-        import selectors
-
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            if not sel.select(timeout=watchdog):
-                proc.kill()
-                results.append({"path": current, "stall": f"no answer in {watchdog:.0f}s"})
-                done.add(current)
-                break
-            line = proc.stdout.readline()
-            if not line:
-                break
-            msg = json.loads(line)
-            if "start" in msg:
-                current = msg["start"]
-            elif "integrity" in msg:
-                integrity_problems = msg["integrity"]
-            else:
-                results.append(msg)
-                done.add(msg["path"])
-        proc.wait()
-        if proc.returncode not in (0, None) and current and current not in done:
-            results.append({"path": current, "crash": f"interpreter died (exit {proc.returncode})"})
-            done.add(current)
-        todo = [t for t in todo if t not in done]
-        if integrity_problems is not None:
-            break
-    outcomes = [o for r in results for o in r.get("outcomes", [])]
-    failed = [o for o in outcomes if o["status"] in ("failed", "unsupported")]
-    return {
-        "files_tried": len(files), "folder_runs": len(walk),
-        "crashes": [r for r in results if "crash" in r], "stalls": [r for r in results if "stall" in r],
-        "named_failures": sum(1 for o in failed if o["reason"]), "unnamed_failures": sum(1 for o in failed if not o["reason"]),
-        "ingested": sum(1 for o in outcomes if o["status"] in ("added", "updated", "unchanged", "renamed")),
-        "time_limited": sum(1 for o in failed if "file_time_limit" in o["reason"]),
-        "slowest_s": round(max((r.get("seconds", 0) for r in results), default=0), 1),
-        "integrity": integrity_problems if integrity_problems is not None else ["no integrity check (child died)"],
-        "failures": sorted({(Path(o["path"]).name, o["reason"]) for r in results for o in r.get("outcomes", [])
-                            if o["status"] == "failed"}),
-    }
-
-
 # -- 2. kill -9 at random points -------------------------------------------------------------------------------------
 def _reindex(root: Path, embedder: HashEmbedder) -> None:
     with open_collection(root, create=False) as col:
@@ -514,14 +347,14 @@ def concurrency(work: Path) -> dict:
     out: dict[str, dict] = {}
     busy = re.compile(r"being changed by another edgerag process \(pid \d+\)")
 
-    # two ingest processes
-    a = spawn(root, "ingest", folder, slow=0.05)
+    # two ingest processes (the first slowed so that it is surely still running when the others start)
+    a = spawn(root, "ingest", folder, slow=0.2)
     wait_ready(a)
     b = spawn(root, "ingest", folder)
-    b_out, _ = b.communicate(timeout=120)
-    a.communicate(timeout=300)
+    b_out, b_err = b.communicate(timeout=300)
+    a.communicate(timeout=600)
     out["two ingests"] = {"held": bool(busy.search(b_out)) and a.returncode == 0 and not integrity(root),
-                          "second": b_out.strip().splitlines()[-1][:160]}
+                          "second": (b_out.strip() or b_err.strip()[-300:])[:300]}
 
     # ask (search) while an ingest writes: readers need no lock and always see a consistent snapshot
     edit(folder, 1)
@@ -542,7 +375,7 @@ def concurrency(work: Path) -> dict:
 
     # rm, reindex and a second in-process writer (the TUI's Library ingest) while a CLI ingest runs
     edit(folder, 2)
-    a = spawn(root, "ingest", folder, slow=0.05)
+    a = spawn(root, "ingest", folder, slow=1.0)
     wait_ready(a)
     refused = {}
     for name, attempt in (
@@ -574,71 +407,6 @@ def concurrency(work: Path) -> dict:
     return {"scenarios": len(out), "held": sum(v["held"] for v in out.values()), "detail": out}
 
 
-# -- 4. clean-room install -------------------------------------------------------------------------------------------
-def cleanroom(work: Path, network_namespace: bool = True) -> dict:
-    """`pip install .` (not editable) into a fresh venv, then `models prepare`, `ingest`, `ask` as a user would:
-    no EDGERAG_HOME, a fresh HOME, run from an unrelated folder, inside `unshare -rn` (no network) if allowed.
-
-    The venv gets its dependencies without downloading or rebuilding them: a .pth file puts the development
-    venv's site-packages *after* its own (so `import edgerag` finds only the freshly installed copy; the
-    development venv's editable-install hook is a .pth there, which Python does not process from a .pth-added
-    path). pip installs edgerag itself with --no-deps --no-build-isolation. Afterwards nothing may have been
-    written under either site-packages, and the data must be in the XDG user data folder."""
-    import sysconfig
-
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    venv, home, cwd = work / "venv", work / "home", work / "elsewhere"
-    home.mkdir()
-    cwd.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    site_new = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   capture_output=True, text=True, check=True).stdout.strip())
-    site_dev = Path(sysconfig.get_paths()["purelib"])
-    (site_new / "zz-edgerag-dev-deps.pth").write_text(str(site_dev) + "\n")
-    build = work / "src"
-    shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".venv", ".git", ".edgerag", "models", "*.egg-info",
-                                                                "__pycache__", ".pytest_cache"))
-    install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                              "--no-index", str(build)], capture_output=True, text=True, cwd=cwd)
-    if install.returncode:
-        return {"held": False, "step": "pip install", "error": install.stderr[-800:]}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERAG_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_CACHE_HOME=str(home / ".cache"), PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
-    samples = work / "docs"
-    shutil.copytree(REPO / "docs" / "samples", samples)
-    wrap = ["unshare", "-rn"] if network_namespace and shutil.which("unshare") and subprocess.run(
-        ["unshare", "-rn", "true"], capture_output=True).returncode == 0 else []
-
-    def snapshot(folder: Path) -> dict[str, int]:
-        return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-
-    before_new, before_dev = snapshot(site_new), snapshot(site_dev)
-    steps = {}
-    where = subprocess.run(wrap + [str(py), "-c", "import edgerag; print(edgerag.__file__)"], env=env, cwd=cwd,
-                           capture_output=True, text=True)
-    steps["import"] = where.stdout.strip()
-    for name, cmd in (("models prepare", ["models", "prepare"]),
-                      ("ingest", ["ingest", str(samples), "-c", "demo"]),
-                      ("ask", ["ask", "-c", "demo", "How long does the Aurora K3 warranty last?"])):
-        started = time.perf_counter()
-        run = subprocess.run(wrap + [str(venv / "bin" / "edgerag")] + cmd, env=env, cwd=cwd, capture_output=True,
-                             text=True, timeout=900)
-        steps[name] = {"exit": run.returncode, "seconds": round(time.perf_counter() - started, 1),
-                       "tail": (run.stdout + run.stderr).strip()[-300:]}
-    data_root = home / ".local" / "share" / "edgerag"
-    written_new = sorted(set(snapshot(site_new).items()) - set(before_new.items()))
-    written_dev = sorted(set(snapshot(site_dev).items()) - set(before_dev.items()))
-    ok = (str(site_new) in steps["import"] and all(isinstance(v, dict) and v["exit"] == 0 for v in steps.values()
-                                                   if isinstance(v, dict))
-          and (data_root / "models").is_dir() and (data_root / "data" / "collections" / "demo").is_dir()
-          and not written_new and not written_dev)
-    return {"held": ok, "network_namespace": bool(wrap), "steps": steps, "data_root": str(data_root),
-            "written_under_site_packages": [p for p, _ in written_new + written_dev][:10]}
-
-
 # -- the command line ------------------------------------------------------------------------------------------------
 def _documents() -> list[Path]:
     return [DATA / "documents" / "docling_testdata", DATA / "documents" / "unstructured_example_docs"]
@@ -666,6 +434,9 @@ def main(argv=None) -> int:
     p.add_argument("--root", required=True)
     p.add_argument("--limit", type=float, default=30.0)
     args = parser.parse_args(argv)
+    from fault_cleanroom import cleanroom
+    from fault_fuzz import fuzz, fuzz_child, hostile_files
+
     if args.cmd == "child":
         return child(args)
     if args.cmd == "fuzz-child":

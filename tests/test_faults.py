@@ -23,6 +23,8 @@ import pytest
 from conftest import REPO, shared
 
 sys.path.insert(0, str(REPO / "bench"))
+import fault_cleanroom  # noqa: E402
+import fault_fuzz  # noqa: E402
 import faults  # noqa: E402
 
 
@@ -33,8 +35,8 @@ def _sample(every: int) -> list[Path]:
 
 
 def test_hostile_files_fail_by_name_without_crash(tmp_path):
-    hostile = faults.hostile_files(tmp_path / "hostile", big_mb=5, bomb_mb=260)
-    result = faults.fuzz(tmp_path / "work", [hostile] + _sample(25), limit=4, walk=[hostile / "links"])
+    hostile = fault_fuzz.hostile_files(tmp_path / "hostile", big_mb=5, bomb_mb=260)
+    result = fault_fuzz.fuzz(tmp_path / "work", [hostile] + _sample(25), limit=4, walk=[hostile / "links"])
     assert result["crashes"] == [] and result["stalls"] == []
     assert result["unnamed_failures"] == 0 and result["integrity"] == []
     reasons = dict(result["failures"])
@@ -140,8 +142,8 @@ def test_gguf_whose_rebuilt_tokenizer_disagrees_with_llama_cpp_is_refused(tmp_pa
 # -- the whole suite ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_full_fuzz_of_every_document(tmp_path):
-    hostile = faults.hostile_files(tmp_path / "hostile")
-    result = faults.fuzz(tmp_path / "work", [shared("documents"), hostile], limit=30)
+    hostile = fault_fuzz.hostile_files(tmp_path / "hostile")
+    result = fault_fuzz.fuzz(tmp_path / "work", [shared("documents"), hostile], limit=30)
     assert result["crashes"] == [] and result["stalls"] == [] and result["unnamed_failures"] == 0
     assert result["integrity"] == [] and result["files_tried"] > 360
 
@@ -155,5 +157,5 @@ def test_kill_twenty_seeds_per_scenario(tmp_path):
 
 @pytest.mark.slow
 def test_clean_room_install(tmp_path):
-    result = faults.cleanroom(tmp_path / "cleanroom")
+    result = fault_cleanroom.cleanroom(tmp_path / "cleanroom")
     assert result["held"], json.dumps(result, indent=1)

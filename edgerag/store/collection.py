@@ -231,12 +231,19 @@ class Collection:
         a spot check that the file's vectors are SQLite's (a file left from another embedding of the same texts,
         e.g. a reindex killed at the wrong moment, has the right labels and the wrong vectors: rebuilt whole).
         Saved only by the writer; a reader keeps the reconciled index in memory."""
-        if self.keywords is not None:  # the derived BM25 file, by the same rules (stamp check, then the difference)
-            self.keywords.reconcile()
-            if self.lock.held:
-                self.keywords.save()
-        if self.vectors is None:
-            return 0, 0
+        # One read transaction: a writer may delete texts between our statements, and the ids and the rows
+        # fetched for them must come from the same snapshot.
+        self.conn.execute("BEGIN")
+        try:
+            if self.keywords is not None:  # the derived BM25 file, by the same rules (stamp check, then difference)
+                self.keywords.reconcile()
+                if self.lock.held:
+                    self.keywords.save()
+            return self._reconcile() if self.vectors is not None else (0, 0)
+        finally:
+            self.conn.execute("COMMIT")
+
+    def _reconcile(self) -> tuple[int, int]:
         ids = {r[0] for r in self.conn.execute("SELECT id FROM texts")}
         if not self._vectors_agree(ids):
             meta = self.meta()
