@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "docs" / "results" / "bench.md"
-SCRIPTS = ["embedding.py", "retrieval.py", "keyword.py", "generation.py", "coldstart.py", "chat_cache.py",
+SCRIPTS = ["embedding.py", "retrieval.py", "keyword_leg.py", "generation.py", "coldstart.py", "chat_cache.py",
            "ingest.py", "parsers.py", "eval_nfcorpus.py", "serve.py"]
 
 

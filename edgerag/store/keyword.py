@@ -6,7 +6,7 @@ term) plus each text's token ids, so a query is a sum of a few sparse columns (~
 FTS5's `bm25()` over an OR query, which scores every matching row in SQL) and an update re-tokenizes only the
 new texts. The matrix is built with numpy rather than by bm25s itself: bm25s floors idf at 0 where FTS5 floors
 it at 1e-6 (so in a small collection a term found in half the texts would match nothing), and its per-document
-Python loop is several times slower to rebuild after an update. bench/keyword.py measures this against FTS5,
+Python loop is several times slower to rebuild after an update. bench/keyword_leg.py measures this against FTS5,
 FTS5 with pruned queries, bm25s and tantivy; ARCHITECTURE.md has the table.
 
 Scoring is FTS5's `bm25()` on the same rows: unicode61-style tokens (alphanumeric runs, lower case, diacritics

@@ -16,7 +16,7 @@ Latency: each query runs every option in turn, the order rotating per query, 5 r
 candidate depth). nDCG@10 uses the evaluation's own document ranking (rank_documents: chunks → documents).
 Build: a full index from the texts; update: one new one-chunk document made searchable. Then the hybrid query
 (embed + hnsw + bm25 + fuse + fetch) with the derived file vs with FTS5, interleaved the same way.
-Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/keyword.py
+Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/keyword_leg.py
 """
 
 import math
