@@ -3,7 +3,7 @@ checkpointing, length grouping, LoRA on all or only the upper layers, sources tr
 answer), for `edgerag.finetune.train` and for a plain peft + Trainer run of the same settings (the ratio shows our
 wrapper costs nothing). Real sequence lengths: the data is synthesized from the 240 XQuAD-en paragraphs.
 
-    flock /tmp/edgerag-bench.lock .venv/bin/python bench/finetune.py [--steps 4] [--only fp32,bf16] [--no-plain]
+    flock /tmp/edgerag-bench.lock .venv/bin/python bench/finetune.py [--steps 4] [--only 'fp32;bf16'] [--no-plain]
 
 Each configuration runs in its own process (peak RSS is per process); the first step is a warm-up and not timed.
 """
@@ -171,7 +171,7 @@ def measure(name: str, impl: str, train_file: Path, steps: int, timeout: float) 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (the first is not timed)")
-    parser.add_argument("--only", default=None, help="comma-separated configuration names (prefix match)")
+    parser.add_argument("--only", default=None, help="';'-separated configuration names (exact, else prefix)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain peft + Trainer baseline runs")
     parser.add_argument("--batch", type=int, default=BATCH, help="examples per step (default 4, as training)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run before it is reported as slower")
@@ -196,7 +196,9 @@ def main() -> None:
     for variant, path in files.items():
         rows = [json.loads(x) for x in path.read_text().splitlines()]
         lengths[variant] = statistics.mean(sum(len(m["content"]) for m in r["messages"]) for r in rows)
-    names = [n for n in CONFIGS if not args.only or any(n.startswith(p.strip()) for p in args.only.split(","))]
+    wanted = [p.strip() for p in args.only.split(";")] if args.only else []
+    names = [n for n in CONFIGS if not wanted or n in wanted or any(n.startswith(p) and p not in CONFIGS
+                                                                    for p in wanted)]
     load = os.getloadavg()[0]
     flops = matmul_gflops()
     print(f"finetune speed, {os.cpu_count()} CPU cores (load average {load:.1f}), batch {BATCH}, {args.steps} steps "

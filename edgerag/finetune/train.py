@@ -189,8 +189,8 @@ def train(config: TrainConfig, settings, resume: bool = False,
     model, tokenizer = load_for_training(base, config.bits, config.gradient_checkpointing)
     model = with_lora(model, config)
     train_set = _dataset(tokenizer, config.train_file, config.max_seq_len)
-    # validation loss on at most 64 examples: a trend signal, not worth minutes of CPU after training
-    val_set = _dataset(tokenizer, config.val_file, config.max_seq_len)[:64] if config.val_file else None
+    # validation loss on at most 16 examples: a trend signal, not worth minutes of CPU after training
+    val_set = _dataset(tokenizer, config.val_file, config.max_seq_len)[:16] if config.val_file else None
     collator = _Collator(tokenizer.pad_token_id)
     budget_from = time.perf_counter()  # the budget covers training, not loading (a first load also converts)
     if config.time_budget_min is not None and not resume:
