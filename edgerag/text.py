@@ -134,6 +134,7 @@ _QUANTITY = re.compile(
     r"(?P<cur>[$€£])?\s?(?<![\w.])(?P<num>\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|(?i:%s))"
     r"(?:st|nd|rd|th|s)?(?![\w])(?:[\s-](?P<scale>(?i:hundred|thousand|million|billion|trillion))\b)?"
     r"(?:[\s-]?(?P<unit>(?i:%s))(?![\w]))?" % (_NUM_WORD, _UNIT_RE))
+_CLAUSE_START = re.compile(r"[:;\n]\s*[\"'“‘(]?")  # "The answer is: Creating highways…" starts anew
 _NEXT_WORD = re.compile(r"[ \t]+([^\W\d_]+)")
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|s)")  # "5th", "1990s": numbers, not names
 _NAME_TOKEN = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’]*|[a-z]+\d\w*|\d+[A-Za-z]\w*)")
@@ -204,7 +205,7 @@ def names(text: str) -> list[Name]:
     first word counts only when it is part of a run or a code: otherwise it is capitalised because it comes first."""
     out: list[Name] = []
     run: list[tuple[int, str]] = []
-    starts = {s for s, _ in sentence_spans(text)} | {0}
+    starts = {s for s, _ in sentence_spans(text)} | {0} | {m.end() for m in _CLAUSE_START.finditer(text)}
 
     def flush():
         tokens = [t for _, t in run]

@@ -165,12 +165,12 @@ def _short(text: str, limit: int = 120) -> str:
 def _has_quantity(q: Quantity, source: Source) -> bool:
     """Does the source state this number, with this unit, about the same thing?
     - unit: must agree; a bare number in the source counts only if the source never gives that unit a number;
-    - context: some occurrence shares a word around the number with the claim ("9 sacks" is not "9 starts"),
+    - context (numbers without a unit): some occurrence shares a word around it ("9 sacks" is not "9 starts"),
       unless the source states no number about the claim's words at all (a paraphrase we cannot bind)."""
     unit_used = q.unit is not None and any(s.unit == q.unit for s in source.quantities)
     same = [s for s in source.quantities if math.isclose(s.value, q.value, rel_tol=1e-9)
             and (q.unit is None or s.unit == q.unit or (s.unit is None and not unit_used))]
-    if not same or not q.context:
+    if not same or not q.context or q.unit:  # a unit already says what the number counts
         return bool(same)
     if any(s.context & q.context for s in same):
         return True
