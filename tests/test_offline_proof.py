@@ -165,6 +165,7 @@ def command_plan(root: Path) -> list[tuple[str, list[str], dict]]:
         ("ingest", [*edgerag, "ingest", str(SAMPLES), "-c", "demo"], {}),
         ("search", [*edgerag, "search", "warranty", "-c", "demo"], {}),
         ("ask", [*edgerag, "ask", "How long does the Aurora K3 warranty last?", "-c", "demo"], {}),
+        ("verify", [*edgerag, "verify", "The Aurora K3 warranty lasts two years.", "-c", "demo"], {}),
         ("chat", [*edgerag, "chat", "-c", "demo"],
          {"feed": [(0, "How long does the warranty last?\n"), (UPLOAD_DELAY_S, "And what does it not cover?\n")]}),
         ("tui", [sys.executable, str(root / "tui_run.py")], {}),
@@ -193,7 +194,7 @@ def proof(tmp_path_factory) -> dict[str, tuple[Trace, Path]]:
     return {"results": results, "root": root, "home": edgerag_home}
 
 
-COMMANDS = ["models prepare", "models import", "ingest", "search", "ask", "chat", "tui", "eval retrieval",
+COMMANDS = ["models prepare", "models import", "ingest", "search", "ask", "verify", "chat", "tui", "eval retrieval",
             "eval qa", "finetune run", "reindex"]
 
 
@@ -201,7 +202,7 @@ COMMANDS = ["models prepare", "models import", "ingest", "search", "ask", "chat"
 @pytest.mark.parametrize("name", COMMANDS)
 def test_command_reaches_no_network_and_writes_only_its_folders(proof, name):
     trace = proof["results"][name]
-    assert trace.returncode == 0, f"{name} failed:\n{trace.output[-3000:]}"
+    assert trace.returncode == 0, f"{name} failed:\n{trace.output[-3000:]}"  # (verify exits 1 on a flagged claim)
     assert trace.network == [], f"{name} tried to reach a network:\n" + "\n".join(trace.network[:10])
     stray = trace.writes_outside(proof["home"])
     assert stray == [], f"{name} wrote outside edgerag's folders: {stray[:20]}"
