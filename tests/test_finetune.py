@@ -270,10 +270,11 @@ def test_promotion_needs_a_gate_that_is_not_worse(tiny_settings, trained):
         pytest.skip("needs the export test's models")
     events = []
     better = {"verdict": "better", "metric": "f1", "verdicts": {"f1": "better", "refusal": "no different"}}
-    over_refusing = {**better, "verdicts": {"f1": "better", "refusal": "worse"}}
+    over_refusing = {**better, "failures": ["refusal (open) 2.0 → 47.3: at most base + 5 points"]}
     assert promote(store, "tiny-ft-f32", {}, False, events.append) is None
     assert promote(store, "tiny-ft-f32", {"real": over_refusing}, False, events.append) is None
-    assert "refusal on real" in events[-1]["message"] and not (store.root / "active.json").exists()
+    assert "refusal (open)" in events[-1]["message"] and "on real" in events[-1]["message"]
+    assert not (store.root / "active.json").exists()
     assert promote(store, "tiny-ft-f32", {"real": better}, False, events.append) == "tiny-ft-f32"
     assert store.active_name("generator") == "tiny-ft-f32" and events[-1]["event"] == "promoted"
 

@@ -77,13 +77,16 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     assert all(heldout.contexts[i.gold[0]].text.count(i.answers[0]) for i in heldout.items)
 
 
-def test_demo_collection_splits_by_chunk_and_never_writes_an_empty_val(settings, tmp_path):
+def test_demo_collection_splits_by_chunk_and_never_writes_an_empty_val(settings, tmp_path, capsys):
     from edgerag.cli import main
 
     assert main(["ingest", str(REPO / "docs" / "samples"), "-c", "demo"]) == 0
     out = tmp_path / "demo-data"
-    assert main(["finetune", "data", "-c", "demo", "--out", str(out), "--no-generator"]) == 0
+    capsys.readouterr()
+    assert main(["finetune", "data", "-c", "demo", "--out", str(out), "--no-generator", "--json"]) == 0
     card = json.loads((out / "data_card.json").read_text())
+    printed = json.loads(capsys.readouterr().out)  # --json: the card on stdout, nothing else
+    assert printed["card"]["examples"] == card["examples"] and printed["out"] == str(out)
     assert card["split"].startswith("by chunk"), card["split"]
     train, val = read_jsonl(out / "train.jsonl"), read_jsonl(out / "val.jsonl")  # both non-empty (no error)
     assert card["examples"] == {"train": len(train), "val": len(val)} and train and val

@@ -86,6 +86,7 @@ def test_missing_path_is_an_error_before_any_work(settings, tmp_path, capsys):
     assert not (settings.collections_dir / "default").exists()
 
 
+@pytest.mark.slow  # every example through the real embedder (minutes); the fault suite's fast part uses a hashing one
 def test_unstructured_examples_finish_without_crash(settings):
     folder = shared("documents", "unstructured_example_docs")
     report = ingest(settings, [folder], "mixed")

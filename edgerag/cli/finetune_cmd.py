@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from .common import add_collection_flag, console, err_console, progress_bars, settings_from
+from .common import add_collection_flag, add_json_flag, console, err_console, print_json, progress_bars, settings_from
 
 
 # `finetune run` defaults sized for a 2-core CPU so that the whole loop (data, training, export, gate) stays
@@ -61,7 +61,18 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
                    help="evaluate a random N questions per set" + (f" (default {eval_limit_default})"
                                                                    if eval_limit_default else " (default: all)"))
     _promote_flags(p)
+    _output_flags(p)
+
+
+def _output_flags(p) -> None:
+    add_json_flag(p)
     p.add_argument("--events-jsonl", default=None, metavar="-", help="print progress as JSON lines on stdout")
+
+
+def _check_output(args) -> None:
+    if getattr(args, "json", False) and args.events_jsonl == "-":
+        raise BadInputError("--json (the result at the end) and --events-jsonl - (every event) both write stdout: "
+                            "choose one")
 
 
 def _promote_flags(p) -> None:
@@ -83,7 +94,7 @@ def register(sub) -> None:
     d.add_argument("--no-generator", action="store_true", help="extractive (cloze) questions only")
     d.add_argument("--base", default=None, help="generator writing questions (default: the active one)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--events-jsonl", default=None, metavar="-")
+    _output_flags(d)
     d.set_defaults(func=data_cmd)
 
     for name, help_text, budget, eval_limit in (
@@ -104,6 +115,7 @@ def register(sub) -> None:
     e.add_argument("--quant", action="append", default=None, choices=("Q8_0", "Q4_K_M", "F16", "F32"))
     e.add_argument("--name", default=None, help="store name stem (default: <base>-ft-<run>)")
     e.add_argument("--replace", action="store_true", help="overwrite models of the same name")
+    add_json_flag(e)
     e.set_defaults(func=export_cmd)
 
     v = fsub.add_parser("evaluate", help="A/B gate: base vs candidate on held-out questions; optionally promote")
@@ -114,7 +126,7 @@ def register(sub) -> None:
     v.add_argument("--limit", type=int, default=None)
     v.add_argument("--seed", type=int, default=0)
     _promote_flags(v)
-    v.add_argument("--events-jsonl", default=None, metavar="-")
+    _output_flags(v)
     v.set_defaults(func=evaluate_cmd)
 
 
@@ -197,7 +209,8 @@ def route_library_logs(settings) -> Path:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.propagate = False
-        logger.setLevel(logging.INFO)
+        # torch at INFO logs its compiler cache statistics from an atexit hook, after streams are closed.
+        logger.setLevel(logging.WARNING if name == "torch" else logging.INFO)
     logging.captureWarnings(True)
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
@@ -241,6 +254,7 @@ def _graceful_sigterm() -> None:
 def data_cmd(args) -> int:
     from ..finetune.pipeline import synthesize_data
 
+    _check_output(args)
     settings = settings_from(args)
     printer = _Printer(args.events_jsonl == "-")
     route_library_logs(settings)
@@ -250,6 +264,9 @@ def data_cmd(args) -> int:
     if printer.jsonl:
         printer({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
                  "rejections": card.rejections, "split": card.split, "card": str(args.out / "data_card.json")})
+        return 0
+    if args.json:
+        print_json({"out": args.out, "card": card})
         return 0
     table = Table(title=f"synthetic data in {args.out}")
     table.add_column("")
@@ -271,6 +288,7 @@ def data_cmd(args) -> int:
 def train_cmd(args) -> int:
     from ..finetune.pipeline import FinetuneOptions, run_finetune
 
+    _check_output(args)
     settings = settings_from(args)
     if args.finetune_command == "run" and not (args.collection or args.resume):
         args.collection = settings.default_collection
@@ -297,7 +315,9 @@ def train_cmd(args) -> int:
             printer({"event": "error", "message": str(exc)})
         raise
     printer.stop()
-    if not printer.jsonl:
+    if args.json:
+        print_json(outcome)
+    elif not printer.jsonl:
         err_console.print(f"done: {outcome.run_dir}")
     return 0
 
@@ -310,7 +330,10 @@ def export_cmd(args) -> int:
     printer = _Printer(False)
     result = export_run(run_dir, settings, quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), name=args.name,
                         replace=args.replace, on_event=printer)
-    console.print(f"adapter: {result.adapter}\nmerged:  {', '.join(result.merged)}")
+    if args.json:
+        print_json(result)
+    else:
+        console.print(f"adapter: {result.adapter}\nmerged:  {', '.join(result.merged)}")
     return 0
 
 
@@ -319,6 +342,7 @@ def evaluate_cmd(args) -> int:
     from ..finetune.pipeline import gate, promote, record_gates
     from ..models import ModelStore
 
+    _check_output(args)
     settings = settings_from(args)
     store = ModelStore(settings.models_dir)
     candidate = store.get(args.candidate)
@@ -341,6 +365,7 @@ def evaluate_cmd(args) -> int:
                             args.seed, printer)
     printer.stop()
     record_gates(store, [candidate.name], gates)
-    if args.promote:
-        promote(store, candidate.name, gates, args.force, printer)
+    promoted = promote(store, candidate.name, gates, args.force, printer) if args.promote else None
+    if args.json:
+        print_json({"candidate": candidate.name, "base": base, "gates": gates, "promoted": promoted})
     return 0

@@ -266,7 +266,9 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: QADataset, ba
                    "verdicts": {name: cell["verdict"] for name, cell
                                 in result.summary["comparisons"][0]["metrics"].items()},
                    "metrics": {name: {s: result.summary["systems"][s]["metrics"][name] for s in ("base", "candidate")}
-                               for name in result.summary["systems"]["base"]["metrics"]}}
+                               for name in result.summary["systems"]["base"]["metrics"]},
+                   # The evaluation's guards (F1, contains, refusals, correct refusals, model-citation precision).
+                   "failures": result.failures, "guards": [asdict(g) for g in result.guards]}
         cached.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
         summary = json.loads(cached.read_text())
     emit({"event": "gate", **{k: summary[k] for k in ("set", "verdict", "metric", "base", "candidate",
@@ -287,17 +289,14 @@ def record_gates(store: ModelStore, names: list[str], gates: dict) -> None:
         store.update_manifest(manifest)
 
 
-# Metrics that may not get worse even when the gated metric improves: a model that answers better but
-# refuses far more often, or cites the wrong passages, is not an improvement for a user.
-GUARD_METRICS = ("refusal", "citation_precision")
-
-
 def gate_failures(gates: dict) -> list[str]:
+    """Why the candidate may not be promoted: a worse gated metric, or a guard of evaluate/gate.py that failed (a
+    model that answers better but refuses far more often, or cites the wrong passages, is no improvement)."""
     failures = []
     for label, g in gates.items():
         if g["verdict"] == "worse":
             failures.append(f"{g['metric']} on {label}")
-        failures += [f"{m} on {label}" for m in GUARD_METRICS if g.get("verdicts", {}).get(m) == "worse"]
+        failures += [f"{failure} on {label}" for failure in g.get("failures", [])]
     return failures
 
 

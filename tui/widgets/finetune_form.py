@@ -36,7 +36,8 @@ class FinetuneForm(Vertical):
                     compact=True, validators=[Function(_jsonl, "not an existing .jsonl file")])
         with Horizontal(classes="form-row"):
             yield Label("bits", classes="field-label")
-            yield Select([("4 (QLoRA)", 4), ("16 (LoRA)", 16)], value=4, allow_blank=False, id="ft-bits",
+            # auto: fp32 LoRA on a CPU (bf16, which NF4 computes in, is far slower there), NF4 QLoRA on a GPU.
+            yield Select([("auto", 0), ("4 (QLoRA)", 4), ("16 (LoRA)", 16)], value=0, allow_blank=False, id="ft-bits",
                          compact=True)
             for field_id, default in (("ft-rank", "8"), ("ft-steps", "60"), ("ft-lr", "2e-4")):
                 label, validator, _ = self.FIELDS[field_id]
