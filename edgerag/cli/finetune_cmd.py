@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
+from ..logs import route_library_logs
 from .common import add_collection_flag, add_json_flag, console, err_console, print_json, progress_bars, settings_from
 
 
@@ -195,55 +196,6 @@ class _Printer:
             self.progress = None
 
 
-def route_library_logs(settings) -> Path:
-    """transformers, peft, bitsandbytes, torch warnings and llama.cpp write to <data dir>/logs/finetune.log, not
-    the terminal: the CLI shows our progress and results only."""
-    import logging
-    import os
-
-    path = settings.data_dir / "logs" / "finetune.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    for name in ("transformers", "peft", "bitsandbytes", "torch", "accelerate", "py.warnings", "llama_cpp"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.propagate = False
-        # torch at INFO logs its compiler cache statistics from an atexit hook, after streams are closed.
-        logger.setLevel(logging.WARNING if name == "torch" else logging.INFO)
-    logging.captureWarnings(True)
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    try:
-        import transformers  # noqa: F401  (its own handler prints to stderr unless disabled)
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_default_handler()
-        hf_logging.add_handler(handler)
-        hf_logging.set_verbosity_info()
-    except ImportError:
-        pass
-    _llama_log_to(path)
-    return path
-
-
-_LLAMA_LOG = None  # the ctypes callback must outlive the call that installs it
-
-
-def _llama_log_to(path: Path) -> None:
-    global _LLAMA_LOG
-    try:
-        import llama_cpp
-    except ImportError:
-        return
-    out = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  (lives as long as the process)
-
-    def write(level, text, user_data):
-        out.write(text.decode("utf-8", "replace"))
-
-    _LLAMA_LOG = llama_cpp.llama_log_callback(write)
-    llama_cpp.llama_log_set(_LLAMA_LOG, None)
-
-
 def _graceful_sigterm() -> None:
     """SIGTERM (the TUI's Cancel) asks the trainer to checkpoint and stop at the end of the current step."""
     from ..finetune.train import request_stop
@@ -257,7 +209,7 @@ def data_cmd(args) -> int:
     _check_output(args)
     settings = settings_from(args)
     printer = _Printer(args.events_jsonl == "-")
-    route_library_logs(settings)
+    route_library_logs(settings, "finetune")
     card = synthesize_data(settings, args.collection or settings.default_collection, args.out, args.max_examples,
                            not args.no_generator, args.seed, args.base, printer, args.p_refusal)
     printer.stop()
@@ -305,7 +257,7 @@ def train_cmd(args) -> int:
         quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), evaluate=not args.no_eval, eval_limit=args.eval_limit,
         promote=args.promote, force=args.force)
     printer = _Printer(args.events_jsonl == "-")
-    route_library_logs(settings)
+    route_library_logs(settings, "finetune")
     _graceful_sigterm()
     try:
         outcome = run_finetune(settings, opts, printer)

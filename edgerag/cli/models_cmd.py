@@ -56,9 +56,11 @@ def _store(args) -> ModelStore:
 
 
 def prepare(args) -> int:
+    from ..logs import route_library_logs
     from ..models.prepare import prepare_defaults
 
     store = _store(args)
+    route_library_logs(settings_from(args), "models")
     with console.status("preparing default models") as status:
         report = prepare_defaults(store, say=lambda m: (status.update(m), err_console.print(f"  {m}")))
     if args.json:
