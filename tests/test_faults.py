@@ -94,7 +94,8 @@ def test_gate_resumes_its_own_evaluation_run(tmp_path, monkeypatch):
                    "systems": {"base": {"metrics": metrics}, "candidate": {"metrics": metrics}}}
         mean = SimpleNamespace(mean=1.0)
         return SimpleNamespace(verdict="same", metric="f1", base=mean, candidate=mean,
-                               difference=SimpleNamespace(lo=0, hi=0), n=1, run_dir=eval_run, summary=summary)
+                               difference=SimpleNamespace(lo=0, hi=0), n=1, run_dir=eval_run, summary=summary,
+                               failures=[], guards=[])
 
     monkeypatch.setattr(gate_module, "gate_generator", gate_generator)
     questions = SimpleNamespace(name="heldout", source="x")
