@@ -287,10 +287,13 @@ def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, t
                          bits=32, lora_r=4, lora_alpha=8, time_budget_min=0.3, batch_size=2, save_steps=1000)
     result = train(config, tiny_settings, on_event=events.append)
     saved = json.loads((tmp_path / "b" / "train_config.json").read_text())
-    assert result.steps == saved["max_steps"] >= 1  # steps chosen from the measurement, recorded for --resume
-    assert saved["max_steps"] != 120  # not the fixed default
+    assert saved["max_steps"] >= 1 and saved["max_steps"] != 120  # chosen from the measurement, kept for --resume
     message = next(e["message"] for e in events if "steps fit the 0.3-minute budget" in e.get("message", ""))
     assert message.endswith(f": {saved['max_steps']} steps fit the 0.3-minute budget")
+    # a machine that slows down after the measurement stops at the hard deadline (115% of the budget) and says so
+    assert 1 <= result.steps <= saved["max_steps"]
+    if result.steps < saved["max_steps"]:
+        assert any("time budget spent" in e.get("message", "") for e in events)
     # the arithmetic, independent of how busy the machine is: 60 s at 1 ms/token, 100-token examples, batch 2,
     # +10% overhead → 0.22 s per step
     rows = [{"input_ids": [0] * 100}] * 3

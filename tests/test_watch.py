@@ -212,12 +212,16 @@ def test_killed_watcher_leaves_a_consistent_collection_that_catches_up(settings,
     try:
         first = json.loads(Lines(proc).next())  # one JSON line per sync
         assert first["event"] == "synced" and first["initial"] and first["summary"]["added"] == 1
-        for i, text in enumerate(_xquad_folder(tmp_path, 80)):
+        # all 240 XQuAD paragraphs: more new chunks than one embedding batch (EMBED_BATCH_CHUNKS), so the sync
+        # commits the first batch's files and is still embedding the rest when it is killed, however fast the machine
+        paragraphs = _xquad_folder(tmp_path, 240)
+        for i, text in enumerate(paragraphs):
             (folder / f"p{i:03d}.txt").write_text(text)
+        total = len(paragraphs) + 1
         db = settings.collections_dir / "default" / "collection.sqlite"
         deadline = time.time() + 120
         while time.time() < deadline:  # kill it in the middle of the sync those files started
-            time.sleep(0.2)
+            time.sleep(0.05)
             with sqlite3.connect(db) as conn:
                 if conn.execute("SELECT count(*) FROM documents").fetchone()[0] >= 11:
                     break
@@ -226,11 +230,11 @@ def test_killed_watcher_leaves_a_consistent_collection_that_catches_up(settings,
         proc.kill()
         proc.wait()
     docs, counts = _state(settings)
-    assert 11 <= counts["documents"] < 81  # killed midway, consistent (problems() == [] in _state)
+    assert 11 <= counts["documents"] < total  # killed midway, consistent (problems() == [] in _state)
     report = ingest(settings, [folder], "default")  # the next run, watching or not, redoes only the rest
-    assert report.summary["added"] == 81 - counts["documents"]
+    assert report.summary["added"] == total - counts["documents"]
     assert report.summary["unchanged"] == counts["documents"]
-    assert _state(settings)[1]["documents"] == 81
+    assert _state(settings)[1]["documents"] == total
 
 
 class Lines:
