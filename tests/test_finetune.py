@@ -300,6 +300,42 @@ def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, t
     assert steps_for_budget(60, 1e-3, rows, config) == int(60 / (1e-3 * 100 * 2 * 1.1))
 
 
+def test_batches_compute_logits_only_where_the_loss_is_with_the_same_loss_and_gradients():
+    """Left padding + logits_to_keep (the memory and speed saving) must train exactly what right padding with every
+    logit computed trains."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from edgerag.finetune.train import _Collator
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256))
+
+    def example(n, answer):
+        ids = torch.randint(1, 300, (n,)).tolist()
+        return {"input_ids": ids, "labels": [-100] * (n - answer) + ids[n - answer:]}
+
+    examples = [example(40, 5), example(25, 9), example(33, 3)]
+    batch = _Collator(pad_id=0)(examples)
+    assert batch["logits_to_keep"] == 10  # longest answer (9) + the prompt token predicting its first token
+    out = model(**batch)
+    assert out.logits.shape == (3, 10, 300)
+    out.loss.backward()
+    grad = model.model.layers[0].self_attn.q_proj.weight.grad.clone()
+    model.zero_grad()
+    ids = torch.zeros(3, 40, dtype=torch.long)
+    labels = torch.full((3, 40), -100)
+    mask = torch.zeros(3, 40, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
+    reference = model(input_ids=ids, attention_mask=mask, labels=labels)
+    reference.loss.backward()
+    assert abs(out.loss.item() - reference.loss.item()) < 1e-5
+    assert torch.allclose(grad, model.model.layers[0].self_attn.q_proj.weight.grad, atol=1e-8)
+
+
 def test_lora_on_upper_layers_only(tiny_settings, tiny_home):
     from edgerag.finetune.base import load_for_training, prepare_base
     from edgerag.finetune.train import TrainConfig, with_lora
