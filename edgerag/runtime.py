@@ -9,7 +9,7 @@ from __future__ import annotations
 from .config import Settings
 from .embed import OnnxEmbedder, load_active_embedder
 from .models import ModelStore
-from .store.collection import Collection, EmbedderId
+from .store.collection import Collection, EmbedderId, recorded_embedder
 
 
 def embedder_id(settings: Settings, embedder: OnnxEmbedder) -> EmbedderId:
@@ -25,8 +25,12 @@ def hnsw_params(settings: Settings) -> dict:
 
 def open_collection(settings: Settings, name: str, create: bool = False,
                     embedder: OnnxEmbedder | None = None) -> tuple[Collection, OnnxEmbedder]:
-    """The collection and the active embedder, checked to be the one the collection was built with."""
-    embedder = embedder or load_active_embedder(settings)
+    """The collection and its embedder: the one its vectors were made with when that model is in the store (an
+    embedder adapted to this collection, `edgerag embedder`), else the active one; checked on opening."""
+    if embedder is None:
+        recorded = recorded_embedder(settings.collections_dir, name)
+        own = recorded if recorded and ModelStore(settings.models_dir).exists(recorded) else None
+        embedder = load_active_embedder(settings, own)
     collection = Collection.open(settings.collections_dir, name, embedder_id(settings, embedder),
                                  create=create, hnsw=hnsw_params(settings))
     return collection, embedder

@@ -11,9 +11,11 @@ import sys
 
 from .. import __version__
 from ..errors import EdgeragError
-from . import ask_cmd, config_cmd, eval_cmd, finetune_cmd, ingest_cmd, models_cmd, serve_cmd, tui_cmd, verify_cmd
+from . import (ask_cmd, config_cmd, embedder_cmd, eval_cmd, finetune_cmd, ingest_cmd, models_cmd, serve_cmd, tui_cmd,
+               verify_cmd)
 
-GROUPS = (models_cmd, config_cmd, ingest_cmd, ask_cmd, verify_cmd, eval_cmd, finetune_cmd, serve_cmd, tui_cmd)
+GROUPS = (models_cmd, config_cmd, ingest_cmd, ask_cmd, verify_cmd, eval_cmd, finetune_cmd, embedder_cmd, serve_cmd,
+          tui_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

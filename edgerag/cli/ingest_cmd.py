@@ -38,6 +38,8 @@ def register(sub) -> None:
     p = sub.add_parser("reindex", help="re-embed a collection with the active embedder")
     add_collection_flag(p)
     add_json_flag(p)
+    p.add_argument("--rollback", action="store_true",
+                   help="return to the embedder and vectors the collection had before its last switch")
     p.set_defaults(func=reindex_cmd)
 
 
@@ -169,6 +171,10 @@ def reindex_cmd(args) -> int:
 
     settings = settings_from(args)
     name = collection_name(args, settings)
+    if args.rollback:
+        from .embedder_cmd import rollback_cmd
+
+        return rollback_cmd(args)
     embedder = load_active_embedder(settings)
     started = time.perf_counter()
     with Collection.open(settings.collections_dir, name) as col, \

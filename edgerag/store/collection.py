@@ -113,6 +113,20 @@ def list_collections(data_root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / DB_FILE).is_file()) if root.is_dir() else []
 
 
+def recorded_embedder(data_root: Path, name: str) -> str | None:
+    """The name of the embedder a collection's vectors were made with (None: no such collection yet), read
+    without reconciling its files: `runtime.open_collection` picks the collection's own embedder with it."""
+    path = collection_dir(data_root, name) / DB_FILE
+    if not path.is_file():
+        return None
+    conn = connect(path)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'embedder_name'").fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
 def remove_collection(data_root: Path, name: str) -> None:
     folder = collection_dir(data_root, name)
     if not (folder / DB_FILE).is_file():
@@ -523,6 +537,10 @@ class Collection:
         self.vectors = fresh
 
     # -- queries other packages need (the store is the only code that runs SQL on a collection) -------------
+    def indexed_texts(self) -> list[tuple[int, str | None, str]]:
+        """(text id, heading, text) of every text in id order: what replace_all_embeddings embeds, in its order."""
+        return [tuple(r) for r in self.conn.execute("SELECT id, heading, text FROM texts ORDER BY id")]
+
     def text_origins(self) -> list[tuple[int, str, int]]:
         """(text id, text, id of the first document using it) for every text, in id order."""
         return [tuple(r) for r in self.conn.execute(

@@ -1,0 +1,226 @@
+"""`edgerag embedder data|train|export|gate|run|promote|rollback`: adapt the embedder to a collection's documents.
+
+The work lives in edgerag.embedtune (torch loads only in train/export/run). Stage commands work on a run folder
+(default: the latest under <data>/embedtune); `run` does the whole loop. Progress: rich bars, or JSON lines with
+`--events-jsonl -`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import BadInputError
+from .common import add_collection_flag, add_json_flag, console, err_console, print_json, progress_bars, settings_from
+
+
+def register(sub) -> None:
+    group = sub.add_parser("embedder", help="adapt the embedder to a collection (data, train, export, gate, promote)")
+    cmds = group.add_subparsers(dest="embedder_command", metavar="STEP")
+
+    p = cmds.add_parser("data", help="pseudo-queries with hybrid-retriever teacher scores (starts a run)")
+    add_collection_flag(p)
+    _data_flags(p)
+    _run_flags(p, new=True)
+    p.set_defaults(func=lambda a: _stage(a, "data"))
+
+    p = cmds.add_parser("train", help="train the student on a run's data (listwise distillation by default)")
+    _train_flags(p)
+    _run_flags(p)
+    p.set_defaults(func=lambda a: _stage(a, "train"))
+
+    p = cmds.add_parser("export", help="ONNX int8 export of a run's student into the models store")
+    p.add_argument("--name", default=None, help="store name of the adapted embedder")
+    _run_flags(p)
+    p.set_defaults(func=lambda a: _stage(a, "export"))
+
+    p = cmds.add_parser("gate", help="candidate vs current embedder on held-out pseudo-queries (and --beir)")
+    _gate_flags(p)
+    _run_flags(p)
+    p.set_defaults(func=lambda a: _stage(a, "gate"))
+
+    p = cmds.add_parser("run", help="the whole loop: data, train, export, gate, and with --promote, reindex")
+    add_collection_flag(p)
+    _data_flags(p)
+    _train_flags(p)
+    _gate_flags(p)
+    p.add_argument("--name", default=None, help="store name of the adapted embedder")
+    p.add_argument("--promote", action="store_true", help="reindex the collection with the candidate if the gate "
+                   "finds it not worse anywhere")
+    p.add_argument("--force", action="store_true", help="with --promote: promote even if the gate says worse")
+    _run_flags(p, new=True)
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (default: the latest)")
+    p.set_defaults(func=run_cmd)
+
+    p = cmds.add_parser("promote", help="reindex a collection with an embedder (the old index kept for --rollback)")
+    add_collection_flag(p)
+    p.add_argument("model", help="embedder name in the models store")
+    add_json_flag(p)
+    p.set_defaults(func=promote_cmd)
+
+    p = cmds.add_parser("rollback", help="return a collection to its previous embedder and vectors")
+    add_collection_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=rollback_cmd)
+
+
+def _data_flags(p) -> None:
+    p.add_argument("--max-queries", type=int, default=None, help="pseudo-queries to make (default 1000)")
+    p.add_argument("--negatives", type=int, default=None, help="teacher-ranked negatives per query (default 7)")
+    p.add_argument("--generator-seconds", type=float, default=None,
+                   help="time box for generator-written questions (default 0: cloze questions only)")
+    p.add_argument("--seed", type=int, default=None)
+
+
+def _train_flags(p) -> None:
+    p.add_argument("--loss", choices=("distill", "infonce"), default=None,
+                   help="distill: listwise KL to the hybrid teacher (default); infonce: the contrastive ablation")
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--steps", dest="max_steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-seq-length", type=int, default=None, help="passage tokens in training (default 256)")
+    p.add_argument("--base-weights", type=Path, default=None,
+                   help="PyTorch folder of the embedder to adapt, when the store does not know it")
+
+
+def _gate_flags(p) -> None:
+    p.add_argument("--beir", type=Path, default=None, metavar="DIR_OR_ZIP", help="also gate on a labelled BEIR set")
+    p.add_argument("--beir-limit", type=int, default=None, help="evaluate a random N of its queries")
+
+
+def _run_flags(p, new: bool = False) -> None:
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="the run folder" + (" (default: <data>/embedtune/<time>)" if new else " (default: the latest)"))
+    add_json_flag(p)
+    p.add_argument("--events-jsonl", default=None, metavar="-", help="print progress as JSON lines on stdout")
+
+
+class _Progress:
+    """Events → one rich bar per phase, or JSON lines."""
+
+    def __init__(self, args):
+        self.jsonl = getattr(args, "events_jsonl", None) == "-"
+        self.bars = progress_bars(disable=self.jsonl or getattr(args, "json", False))
+        self.task = None
+
+    def __call__(self, event: dict) -> None:
+        if self.jsonl:
+            sys.stdout.write(json.dumps(event, default=str) + "\n")
+            sys.stdout.flush()
+            return
+        kind = event.get("event")
+        if kind in ("stage", "embed"):
+            what = event.get("stage") or f"embedding with {event.get('embedder', 'the new embedder')}"
+            self.task = self.bars.add_task(what, total=event.get("total"), info="")
+        elif kind == "start":
+            self.task = self.bars.add_task(f"training ({event['loss']}, {event['device']})", total=event["total"],
+                                           completed=event["resumed_from"], info="")
+        elif kind == "step" and self.task is not None:
+            self.bars.update(self.task, completed=event["step"], info=f"loss {event['loss']:.4f}")
+        elif kind in ("query", "embed_progress") and self.task is not None:
+            self.bars.update(self.task, completed=event["done"], total=event["total"], info="")
+        elif kind == "say":
+            err_console.print(event["text"])
+
+    def __enter__(self):
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.bars.__exit__(*exc)
+
+
+def _options(args, collection: str | None, settings):
+    from ..embedtune.pipeline import EmbedRunOptions
+
+    fields = {k: getattr(args, k) for k in ("max_queries", "negatives", "generator_seconds", "seed", "loss",
+                                            "epochs", "max_steps", "batch_size", "lr", "max_seq_length",
+                                            "base_weights", "beir", "beir_limit", "name")
+              if getattr(args, k, None) is not None}
+    return EmbedRunOptions(collection=collection or settings.default_collection, run_dir=args.run_dir, **fields)
+
+
+def _stage(args, stage: str) -> int:
+    from ..embedtune.pipeline import latest_run, load_options, run_embedder_loop
+    from ..logs import route_library_logs
+
+    settings = settings_from(args)
+    if stage != "data":
+        route_library_logs(settings, "embedder")
+    if stage == "data":
+        opts, continuing = _options(args, args.collection, settings), False
+    else:
+        run_dir = args.run_dir or latest_run(settings)
+        overrides = {k: getattr(args, k, None) for k in ("loss", "epochs", "max_steps", "batch_size", "lr",
+                                                         "max_seq_length", "base_weights", "beir", "beir_limit",
+                                                         "name")}
+        opts, continuing = load_options(run_dir, **overrides), True
+    with _Progress(args) as progress:
+        outcome = run_embedder_loop(settings, opts, emit=progress, stop_after=stage, continuing=continuing)
+    return _report(args, outcome)
+
+
+def run_cmd(args) -> int:
+    from ..embedtune.pipeline import run_embedder_loop
+    from ..logs import route_library_logs
+
+    if args.json and args.events_jsonl == "-":
+        raise BadInputError("--json and --events-jsonl - both write stdout: choose one")
+    settings = settings_from(args)
+    route_library_logs(settings, "embedder")
+    opts = _options(args, args.collection, settings)
+    opts.promote, opts.force = args.promote, args.force
+    with _Progress(args) as progress:
+        outcome = run_embedder_loop(settings, opts, resume=args.resume, emit=progress)
+    return _report(args, outcome)
+
+
+def _report(args, outcome) -> int:
+    if args.json:
+        print_json({"run_dir": outcome.run_dir, "candidate": outcome.candidate, "gate": outcome.gate,
+                    "promoted": outcome.promoted, "timings": outcome.timings})
+        return 0
+    if getattr(args, "events_jsonl", None) == "-":
+        sys.stdout.write(json.dumps({"event": "outcome", "run_dir": str(outcome.run_dir), "candidate":
+                                     outcome.candidate, "promoted": outcome.promoted}) + "\n")
+        return 0
+    console.print(f"run: {outcome.run_dir}")
+    if outcome.candidate:
+        console.print(f"candidate embedder: {outcome.candidate}")
+    for key, check in outcome.gate.get("checks", {}).items():
+        d = check["diff"]
+        console.print(f"  {key}: nDCG@10 {check['base']['mean'] * 100:.1f} → {check['candidate']['mean'] * 100:.1f} "
+                      f"({d['mean'] * 100:+.1f} [{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}], n={check['n']}) "
+                      f"{check['verdict']}")
+    if outcome.promoted:
+        console.print("promoted: the collection now answers with the adapted embedder "
+                      "(`edgerag embedder rollback` returns)")
+    return 0
+
+
+def promote_cmd(args) -> int:
+    from ..embedtune.swap import promote
+
+    settings = settings_from(args)
+    name = args.collection or settings.default_collection
+    result = promote(settings, name, args.model)
+    return _switched(args, result)
+
+
+def rollback_cmd(args) -> int:
+    from ..embedtune.swap import rollback
+
+    settings = settings_from(args)
+    result = rollback(settings, args.collection or settings.default_collection)
+    return _switched(args, result)
+
+
+def _switched(args, result) -> int:
+    if args.json:
+        print_json(result)
+    else:
+        console.print(f"{result.collection}: {result.previous} → {result.current} ({result.texts} texts, "
+                      f"{result.reused} vectors reused)")
+    return 0

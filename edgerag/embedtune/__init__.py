@@ -1,0 +1,4 @@
+"""Adapting the embedder to a collection (improvement loop; torch only in train/export, imported lazily):
+data.py (pseudo-queries + hybrid teacher), train.py (listwise distillation / InfoNCE), export.py (ONNX int8 into
+the models store), gate.py (held-out and BEIR A/B), swap.py (promotion and rollback of a collection's vectors),
+pipeline.py (the resumable run)."""

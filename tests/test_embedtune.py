@@ -1,0 +1,176 @@
+"""Adapting the embedder (`edgerag embedder`): pseudo-query data on a real collection (XQuAD paragraphs), training
+with checkpoint/resume and ONNX export on a tiny BERT built here, and a collection's switch to another embedder
+and back (the two bundled embedders), including kills at any point of the switch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerag.embedtune.data import EmbedDataConfig, near_duplicate, read_examples, synthesize, _shingles
+from edgerag.models import ModelStore
+from edgerag.retrieve import Retriever
+from edgerag.runtime import open_collection
+from edgerag.store.collection import indexed_text, recorded_embedder
+from xquad import build_collection
+
+REPO = Path(__file__).resolve().parents[1]
+INT8, FP32 = "all-minilm-l6-v2-onnx-int8", "all-minilm-l6-v2-onnx-fp32"
+
+
+def _data(settings, out: Path, name: str = "xq", **kw):
+    build_collection(settings, name, n_articles=4)
+    collection, embedder = open_collection(settings, name)
+    with collection:
+        retriever = Retriever.from_settings(collection, embedder, settings)
+        config = EmbedDataConfig(collection=name, out_dir=out, negatives=3, heldout_every=4, **kw)
+        card = synthesize(collection, retriever, config)
+        hits = {h.text_id: h for h in collection.all_hits()}
+    return card, hits
+
+
+def test_pseudo_queries_of_every_type_with_teacher_scores_and_no_false_negatives(settings, tmp_path):
+    card, hits = _data(settings, tmp_path / "data", max_queries=120)
+    train, heldout = read_examples(tmp_path / "data" / "train.jsonl"), read_examples(tmp_path / "data" / "heldout.jsonl")
+    assert card.examples == {"train": len(train), "heldout": len(heldout)} and train and heldout
+    assert {e["type"] for e in train} >= {"claim", "question", "keywords"}
+    assert "claim" not in {e["type"] for e in heldout}  # verbatim in its chunk: no test of an embedder
+    train_docs, heldout_docs = {e["doc_id"] for e in train}, {e["doc_id"] for e in heldout}
+    assert not train_docs & heldout_docs  # split by document
+    for e in train + heldout:
+        assert e["teacher"][0] == 1.0 and len(e["teacher"]) == len(e["negatives"]) + 1 == 4
+        assert all(0 < t <= 1 for t in e["teacher"])
+        assert e["text_id"] not in e["negative_ids"] and not set(e["relevant"]) & set(e["negative_ids"])
+        source = hits[e["text_id"]]
+        if e["type"] == "claim":  # inverse cloze: the sentence is cut from the positive and in no negative
+            assert e["query"] in source.text and e["query"] not in e["positive"]
+            assert all(" ".join(e["query"].split()) not in " ".join(n.split()) for n in e["negatives"])
+        for tid in e["negative_ids"]:
+            assert not near_duplicate(_shingles(source.text), _shingles(hits[tid].text))
+    saved = json.loads((tmp_path / "data" / "data_card.json").read_text())
+    assert saved["sha256"] == card.sha256 and saved["by_type"] == card.by_type
+    assert 0.5 < card.positive_found_by_teacher <= 1
+
+
+def _tiny_student(folder: Path) -> Path:
+    """A 2-layer BERT with the bundled tokenizer, mean pooling and normalisation: a real model, seconds to train."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    from edgerag.models.prepare import EMBEDDER_PACKAGE, package_dir
+
+    src = package_dir(EMBEDDER_PACKAGE) / "model"
+    config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=256)
+    hf = folder / "hf"
+    BertModel(config).save_pretrained(hf)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        (hf / name).write_bytes((src / name).read_bytes())
+    transformer = models.Transformer(str(hf), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, models.Pooling(64, "mean"), models.Normalize()], device="cpu")
+    model.save(str(folder / "student0"))
+    return folder / "student0"
+
+
+def test_training_resumes_from_its_checkpoint_and_export_agrees_with_pytorch(settings, tmp_path):
+    import torch
+
+    from edgerag.embedtune.export import export_student
+    from edgerag.embedtune.train import EmbedTrainConfig, train_embedder
+
+    _data(settings, tmp_path / "data", max_queries=40)
+    base = _tiny_student(tmp_path)
+    common = dict(data_dir=tmp_path / "data", base=base, batch_size=4, max_steps=4, checkpoint_every=2, lr=1e-3)
+    whole = train_embedder(EmbedTrainConfig(out_dir=tmp_path / "whole", **common))
+    assert whole.steps == 4 and np.isfinite(whole.final_loss)
+
+    def die_at_step_3(event):
+        if event.get("event") == "step" and event["step"] == 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_embedder(EmbedTrainConfig(out_dir=tmp_path / "killed", **common), die_at_step_3)
+    assert (tmp_path / "killed" / "checkpoint" / "state.pt").is_file()
+    assert not (tmp_path / "killed" / "student").exists()
+    resumed = train_embedder(EmbedTrainConfig(out_dir=tmp_path / "killed", **common), resume=True)
+    assert resumed.resumed_from == 2 and resumed.steps == 4
+    from safetensors.torch import load_file
+
+    a, b = load_file(whole.student / "model.safetensors"), load_file(resumed.student / "model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5  # the same run, killed or not
+    before = load_file(base / "model.safetensors")
+    assert max(float((a[k] - before[k]).abs().max()) for k in a) > 1e-4  # and it did learn something
+    assert (tmp_path / "whole" / "loss_curve.png").is_file()
+
+    store = ModelStore(settings.models_dir)
+    result = export_student(store, whole.student, "tiny-adapted", INT8, {"test": True}, tmp_root=tmp_path)
+    manifest = store.get("tiny-adapted")
+    assert manifest.format == "onnx" and manifest.quantization == "int8" and manifest.parent == "tiny-adapted-torch"
+    assert manifest.lineage["mean_cosine_vs_pytorch"] == pytest.approx(result.cosine, abs=1e-5) >= 0.99
+    assert store.get("tiny-adapted-torch").format == "hf" and not store.verify(["tiny-adapted", "tiny-adapted-torch"])
+    del torch
+
+
+def _embeddings_match_embedder(settings, name: str) -> str:
+    """The embedder a collection opens with, after checking its stored vectors are that embedder's."""
+    from edgerag.embed import load_active_embedder
+
+    collection, embedder = open_collection(settings, name)
+    with collection:
+        assert collection.problems() == []
+        rows = collection.indexed_texts()[:5]
+        stored = collection.embeddings([r[0] for r in rows])
+        fresh = embedder.embed([indexed_text(r[1], r[2]) for r in rows])
+        assert np.min(np.sum(stored * fresh, axis=1)) > 0.999
+        hit = collection.all_hits()[0]
+        assert Retriever.from_settings(collection, embedder, settings).search(hit.text[:200], k=3)
+    other = load_active_embedder(settings, INT8 if embedder.name == FP32 else FP32)
+    assert np.min(np.sum(stored * other.embed([indexed_text(r[1], r[2]) for r in rows]), axis=1)) < 0.9999
+    return embedder.name
+
+
+def test_promote_switches_one_collection_and_rollback_restores_its_vectors(settings):
+    from edgerag.cli import main
+
+    build_collection(settings, "xq", n_articles=2)
+    build_collection(settings, "other", n_articles=1)
+    with open_collection(settings, "xq")[0] as col:
+        before = col.embeddings([r[0] for r in col.indexed_texts()])
+    assert main(["embedder", "promote", "-c", "xq", FP32]) == 0
+    assert recorded_embedder(settings.collections_dir, "xq") == FP32
+    assert _embeddings_match_embedder(settings, "xq") == FP32
+    assert _embeddings_match_embedder(settings, "other") == INT8  # untouched, and the active model too
+    assert ModelStore(settings.models_dir).active_name("embedder") == INT8
+    assert main(["reindex", "-c", "xq", "--rollback"]) == 0
+    with open_collection(settings, "xq")[0] as col:
+        assert col.embedder_name == INT8
+        assert np.array_equal(col.embeddings([r[0] for r in col.indexed_texts()]), before)  # the very vectors
+    assert main(["embedder", "rollback", "-c", "xq"]) == 0  # a second rollback goes forward again
+    assert _embeddings_match_embedder(settings, "xq") == FP32
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_point_of_a_switch_leaves_one_consistent_embedder(settings, home):
+    build_collection(settings, "xq", n_articles=6)
+    env = {**os.environ, "EDGERAG_HOME": str(home)}
+    cmd = [sys.executable, "-m", "edgerag", "embedder", "promote", "-c", "xq"]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, FP32], env=env, check=True, cwd=REPO, capture_output=True)
+    full = time.perf_counter() - t0
+    assert _embeddings_match_embedder(settings, "xq") == FP32
+    seen = set()
+    for i, fraction in enumerate((0.5, 0.7, 0.8, 0.9, 0.95, 1.0)):
+        target = INT8 if i % 2 == 0 else FP32
+        proc = subprocess.Popen([*cmd, target], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        seen.add(_embeddings_match_embedder(settings, "xq"))
+    assert seen  # every state after a kill opened, answered, and held one embedder's vectors
