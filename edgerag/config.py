@@ -79,6 +79,13 @@ class Settings:
     default_collection: str = "default"
     # CPU threads for onnxruntime and llama.cpp; 0 means "all physical cores we can see".
     threads: int = 0
+    # Generator layers llama.cpp offloads to a GPU (n_gpu_layers): -1 all, 0 none. Needs llama-cpp-python built
+    # with a GPU backend (README: GPU); the CPU build ignores it. `edgerag config show` says what is used.
+    gpu_layers: int = -1
+    # onnxruntime execution providers for the embedder, in order of preference: "auto" (CUDA, then CPU) or a
+    # comma-separated list such as "cuda,cpu" (fall back to the CPU) or "cuda" (CUDA or an error naming the
+    # onnxruntime-gpu build). Providers this onnxruntime build lacks are skipped (edgerag/accelerators.py).
+    onnx_providers: str = "auto"
     # Chunk size and overlap, counted in embedder tokens (MiniLM truncates at 256 word pieces).
     chunk_tokens: int = 220
     chunk_overlap: int = 32
@@ -117,6 +124,11 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_tokens")
+        if self.gpu_layers < -1:
+            raise ConfigError(f"gpu_layers must be -1 (all), 0 (none) or a number of layers, not {self.gpu_layers}")
+        from .accelerators import parse_providers
+
+        parse_providers(self.onnx_providers)  # a misspelt provider is a config error now, not at the first search
 
     @property
     def collections_dir(self) -> Path:

@@ -17,10 +17,13 @@ def register(sub) -> None:
 
 
 def show_config(args) -> int:
+    from ..accelerators import describe
+
     settings = settings_from(args)
     data = settings.as_dict()
+    accelerators = describe(settings)  # what each engine found here and will use (GPU or CPU)
     if args.json:
-        print_json({"config_file": str(config_path()), "settings": data})
+        print_json({"config_file": str(config_path()), "settings": data, "accelerators": accelerators})
         return 0
     table = Table(title=f"settings (file: {config_path()}; env: EDGERAG_<NAME>)")
     table.add_column("setting")
@@ -28,4 +31,12 @@ def show_config(args) -> int:
     for key, value in data.items():
         table.add_row(key, str(value))
     console.print(table)
+    found = Table(title="accelerators (detected; the CPU is always the fallback)")
+    found.add_column("engine")
+    found.add_column("uses")
+    found.add_column("note")
+    for engine, info in accelerators.items():
+        using = info.get("using")
+        found.add_row(engine, ", ".join(using) if isinstance(using, list) else str(using), info.get("note", ""))
+    console.print(found)
     return 0

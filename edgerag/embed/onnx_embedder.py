@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import offline
+from ..accelerators import choose_providers
 from ..errors import ModelError
 
 
 class OnnxEmbedder:
     def __init__(self, folder: Path, model_file: str = "model.onnx", threads: int = 0,
-                 batch_size: int = 32, max_tokens: int | None = None, name: str = ""):
+                 batch_size: int = 32, max_tokens: int | None = None, name: str = "", providers: str = "cpu"):
         offline.check_onnxruntime()  # refuses if onnxruntime's telemetry started before edgerag could stop it
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -47,10 +48,14 @@ class OnnxEmbedder:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # `providers` is the onnx_providers setting (auto = CUDA, then CPU); a missing build is skipped or named
+        self.provider_choice = choose_providers(providers, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(model_path), options, providers=self.provider_choice.using)
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise ModelError(f"{model_path}: cannot load ONNX model ({exc})") from exc
+        # onnxruntime-gpu drops CUDA (with a log line) when the CUDA/cuDNN libraries cannot be loaded
+        self.providers = self.session.get_providers()
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(details.get("dim") or self.session.get_outputs()[0].shape[-1])
 
@@ -107,4 +112,4 @@ def load_active_embedder(settings, name: str | None = None) -> OnnxEmbedder:
     if manifest.format != "onnx":
         raise ModelError(f"{manifest.name} is not an ONNX embedder (format {manifest.format})")
     return OnnxEmbedder(store.folder(manifest.name), manifest.main_file, threads=settings.n_threads,
-                        batch_size=settings.embed_batch_size, name=manifest.name)
+                        batch_size=settings.embed_batch_size, name=manifest.name, providers=settings.onnx_providers)

@@ -78,7 +78,7 @@ class GeneratorSpec:
         lora = Path(self.adapter) if self.adapter else None
         if self.model and Path(self.model).is_absolute() and not ModelStore(settings.models_dir).exists(self.model):
             return Generator(Path(self.model), n_ctx=settings.context_tokens, threads=settings.n_threads,
-                             seed=settings.seed, lora_path=lora, name=self.label)
+                             seed=settings.seed, lora_path=lora, name=self.label, gpu_layers=settings.gpu_layers)
         return load_generator(settings, self.model, lora_path=lora)
 
     def as_dict(self) -> dict:

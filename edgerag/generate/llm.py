@@ -45,7 +45,7 @@ def _quiet_stderr():
 
 class Generator:
     def __init__(self, model_path: Path, n_ctx: int = 2048, threads: int = 0, seed: int = 0,
-                 lora_path: Path | None = None, name: str = ""):
+                 lora_path: Path | None = None, name: str = "", gpu_layers: int = 0):
         from llama_cpp import Llama
 
         self.name = name or Path(model_path).stem
@@ -53,8 +53,9 @@ class Generator:
             raise ModelError(f"{model_path}: generator model file is missing")
         try:
             with _quiet_stderr():
+                # gpu_layers: offloaded layers (-1 all) when llama-cpp-python has a GPU backend, else ignored
                 self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads or None,
-                                 n_batch=512, seed=seed, verbose=False,
+                                 n_batch=512, seed=seed, verbose=False, n_gpu_layers=gpu_layers,
                                  lora_path=str(lora_path) if lora_path else None)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{model_path}: llama.cpp cannot load it ({exc})") from exc
@@ -99,4 +100,4 @@ def load_generator(settings, name: str | None = None, lora_path: Path | None = N
     if manifest.format != "gguf":
         raise ModelError(f"{manifest.name} is a {manifest.format} model; the runtime needs a GGUF generator")
     return Generator(store.main_path(manifest.name), n_ctx=settings.context_tokens, threads=settings.n_threads,
-                     seed=settings.seed, lora_path=lora_path, name=manifest.name)
+                     seed=settings.seed, lora_path=lora_path, name=manifest.name, gpu_layers=settings.gpu_layers)
