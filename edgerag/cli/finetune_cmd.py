@@ -238,6 +238,7 @@ def data_cmd(args) -> int:
 
 
 def train_cmd(args) -> int:
+    from ..finetune import distributed
     from ..finetune.pipeline import FinetuneOptions, run_finetune
 
     _check_output(args)
@@ -256,17 +257,22 @@ def train_cmd(args) -> int:
         export=not args.no_export,
         quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), evaluate=not args.no_eval, eval_limit=args.eval_limit,
         promote=args.promote, force=args.force)
+    # Under torchrun / accelerate launch every rank runs this command: the main process alone draws progress,
+    # prints events and results (the pipeline writes every file from it too); the others log to their own file.
+    main = distributed.is_main()
     printer = _Printer(args.events_jsonl == "-")
-    route_library_logs(settings, "finetune")
+    route_library_logs(settings, "finetune" if main else f"finetune-rank{distributed.rank()}")
     _graceful_sigterm()
     try:
         outcome = run_finetune(settings, opts, printer)
     except Exception as exc:
         printer.stop()
-        if printer.jsonl:
+        if printer.jsonl and main:
             printer({"event": "error", "message": str(exc)})
         raise
     printer.stop()
+    if not main:
+        return 0
     if args.json:
         print_json(outcome)
     elif not printer.jsonl:

@@ -141,10 +141,46 @@ def stoppable(emit: Emit, stage: str) -> Emit:
 
 
 def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda e: None) -> FinetuneOutcome:
+    """The loop in one process, or one rank of several (torchrun / accelerate launch, see distributed.py): the main
+    process prepares the run alone, every rank trains, the main process exports, evaluates and promotes."""
+    from . import distributed
     from .train import TrainConfig, train
 
+    distributed.init()
+    if not distributed.is_main():
+        emit = _silent  # one copy of the events: the main process's
     store = ModelStore(settings.models_dir)
     opts.base = opts.base or store.active_name("generator")
+    # Stages 1-2a on the main process only; a failure there stops every rank (torchrun ends the others).
+    prepared = _prepare(settings, opts, emit) if distributed.is_main() else None
+    run_dir, train_file, val_file, heldout, resume_training, timings = distributed.share(prepared)
+    outcome = FinetuneOutcome(run_dir, timings=timings)
+
+    # 2b. train, on every rank
+    train_dir = run_dir / "train"
+    if not (train_dir / "adapter" / "adapter_model.safetensors").is_file():
+        config = TrainConfig(base=opts.base, train_file=str(train_file), val_file=str(val_file) if val_file else None,
+                             out_dir=str(train_dir), bits=opts.bits, lora_r=opts.rank, lora_alpha=2 * opts.rank,
+                             lora_layers=opts.lora_layers, max_steps=opts.steps,
+                             time_budget_min=opts.time_budget_min, learning_rate=opts.learning_rate,
+                             batch_size=opts.batch_size, max_seq_len=opts.max_seq_len, save_steps=opts.save_steps,
+                             gradient_checkpointing=opts.gradient_checkpointing, seed=opts.seed)
+        result = train(config, settings, resume=resume_training, on_event=emit)
+        outcome.timings.update(train_s=round(result.seconds, 1), train_tokens_per_s=round(result.tokens_per_s, 1),
+                               train_peak_rss_mb=round(result.peak_rss_mb))
+    if not distributed.is_main():
+        return outcome  # export, gate and promotion are the main process's
+    return _after_training(settings, opts, emit, store, outcome, heldout)
+
+
+def _silent(event: dict) -> None:
+    pass
+
+
+def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
+    """Run folder, training data, and a training folder ready to start or resume (main process only)."""
+    from .base import prepare_base
+
     run_dir = _start(settings, opts)
     emit({"event": "start", "run_dir": str(run_dir)})
     outcome = FinetuneOutcome(run_dir)
@@ -171,23 +207,22 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
             emit({"event": "status", "message": f"{val_file} is empty: training without validation"})
             val_file = None
 
-    # 2. train
+    # 2a. a training folder to start or resume; the base model converted once (the other ranks then load the cache)
     train_dir = run_dir / "train"
+    resume_training = (train_dir / "train_config.json").is_file() and any(train_dir.glob("checkpoint-*"))
     if not (train_dir / "adapter" / "adapter_model.safetensors").is_file():
-        config = TrainConfig(base=opts.base, train_file=str(train_file), val_file=str(val_file) if val_file else None,
-                             out_dir=str(train_dir), bits=opts.bits, lora_r=opts.rank, lora_alpha=2 * opts.rank,
-                             lora_layers=opts.lora_layers, max_steps=opts.steps,
-                             time_budget_min=opts.time_budget_min, learning_rate=opts.learning_rate,
-                             batch_size=opts.batch_size, max_seq_len=opts.max_seq_len, save_steps=opts.save_steps,
-                             gradient_checkpointing=opts.gradient_checkpointing, seed=opts.seed)
-        resume_training = (train_dir / "train_config.json").is_file() and any(train_dir.glob("checkpoint-*"))
         if (train_dir / "train_config.json").is_file() and not resume_training:
             import shutil
 
             shutil.rmtree(train_dir)  # killed before the first checkpoint: nothing to keep
-        result = train(config, settings, resume=resume_training, on_event=emit)
-        outcome.timings.update(train_s=round(result.seconds, 1), train_tokens_per_s=round(result.tokens_per_s, 1),
-                               train_peak_rss_mb=round(result.peak_rss_mb))
+        prepare_base(settings, opts.base, say=lambda m: emit({"event": "status", "message": m}))
+    return run_dir, train_file, val_file, heldout, resume_training, outcome.timings
+
+
+def _after_training(settings: Settings, opts: FinetuneOptions, emit: Emit, store: ModelStore,
+                    outcome: FinetuneOutcome, heldout) -> FinetuneOutcome:
+    run_dir = outcome.run_dir
+    train_dir = run_dir / "train"
 
     # 3. export
     if not opts.export:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import BadInputError, EdgeragError, require
+from . import distributed
 from .data import read_jsonl
 
 _STOP = threading.Event()
@@ -188,6 +189,11 @@ def train(config: TrainConfig, settings, resume: bool = False,
     from .base import load_for_training, prepare_base
 
     out = Path(config.out_dir)
+    # Under torchrun / accelerate launch every rank runs this; files and events come from the main one only.
+    main = distributed.is_main()
+    distributed.init()
+    if not main:
+        on_event = lambda e: None  # noqa: E731
     if resume:
         saved = TrainConfig.load(out)
         if config.time_budget_min is not None and saved.time_budget_min == config.time_budget_min:
@@ -197,12 +203,14 @@ def train(config: TrainConfig, settings, resume: bool = False,
                                 f"(saved in {out / 'train_config.json'})")
     elif any(out.glob("checkpoint-*")):
         raise BadInputError(f"{out} already has checkpoints: pass --resume to continue, or choose another --out")
-    config.save(out)
+    if main:
+        config.save(out)
     transformers.set_seed(config.seed)
     started = time.perf_counter()
 
     on_event({"event": "status", "message": f"loading base model ({config.bits}-bit)"})
-    base = prepare_base(settings, config.base, say=lambda m: on_event({"event": "status", "message": m}))
+    with distributed.main_first():  # a first use converts the GGUF into a shared cache: once, by the main rank
+        base = prepare_base(settings, config.base, say=lambda m: on_event({"event": "status", "message": m}))
     model, tokenizer = load_for_training(base, config.bits, config.gradient_checkpointing)
     model = with_lora(model, config)
     train_set = _dataset(tokenizer, config.train_file, config.max_seq_len)
@@ -214,8 +222,9 @@ def train(config: TrainConfig, settings, resume: bool = False,
         on_event({"event": "status", "message": "measuring training speed on the data"})
         s_per_token = measure_speed(model, train_set, collator, config.batch_size)
         left_s = config.time_budget_min * 60 - (time.perf_counter() - budget_from)
-        config.max_steps = steps_for_budget(left_s, s_per_token, train_set, config)
-        config.save(out)
+        config.max_steps = distributed.share(steps_for_budget(left_s, s_per_token, train_set, config))
+        if main:
+            config.save(out)
         on_event({"event": "status", "message": f"{1 / s_per_token:.0f} tokens/s measured: {config.max_steps} "
                                                 f"steps fit the {config.time_budget_min:g}-minute budget"})
 
@@ -230,6 +239,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
         group_by_length=config.group_by_length,
         gradient_checkpointing=False,  # already enabled on the model (peft needs it set before wrapping)
         disable_tqdm=True, save_safetensors=True, include_num_input_tokens_seen=True,
+        ddp_find_unused_parameters=False,  # (several processes) every LoRA weight gets a gradient each step
         prediction_loss_only=True)  # validation needs the loss, not every logit gathered
     deadline = budget_from + config.time_budget_min * 60 * 1.15 if config.time_budget_min else None
     callback = _EventCallback(on_event, config, out, deadline)
@@ -243,7 +253,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
         if checkpoint:
             raise BadInputError(f"{out}: cannot resume from the last checkpoint ({exc}); delete it and rerun") from exc
         raise
-    if _STOP.is_set():
+    if _STOP.is_set() or callback.stopped:
         _STOP.clear()
         raise TrainingStopped(f"stopped at step {trainer.state.global_step} with a checkpoint in {out}; "
                               "resume with --resume")
@@ -252,12 +262,18 @@ def train(config: TrainConfig, settings, resume: bool = False,
     if val_set:
         eval_loss = float(trainer.evaluate(eval_dataset=val_set)["eval_loss"])
     adapter_dir = out / "adapter"
-    model.save_pretrained(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
     losses = callback.losses
-    history = {"losses": losses, "eval_loss": eval_loss}
-    (out / "loss_history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
-    plot_losses(losses, eval_loss, out / "loss_curve.png", title=f"LoRA r={config.lora_r}, {config.bits}-bit")
+    if trainer.is_fsdp_enabled:  # sharded LoRA weights: every rank takes part in gathering them, the main one writes
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(adapter_dir))
+    elif main:
+        model.save_pretrained(str(adapter_dir))
+    if main:
+        tokenizer.save_pretrained(str(adapter_dir))
+        history = {"losses": losses, "eval_loss": eval_loss}
+        (out / "loss_history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+        plot_losses(losses, eval_loss, out / "loss_curve.png", title=f"LoRA r={config.lora_r}, {config.bits}-bit")
+    distributed.barrier()  # every rank returns once the adapter is complete
     result = TrainResult(out, adapter_dir, trainer.state.global_step, losses[-1][1] if losses else math.nan,
                          losses, eval_loss, seconds, callback.tokens / max(callback.busy_s, 1e-9), _peak_rss_mb())
     on_event({"event": "done", "adapter": str(adapter_dir), "final_loss": result.final_loss,
@@ -316,6 +332,7 @@ class _EventCallback:
         self.losses: list[tuple[int, float]] = []
         self.tokens, self.busy_s, self._tokens_before = 0, 0.0, 0
         self._t = None
+        self.stopped = False  # stopped on request (on any rank: they all stop at the same step)
 
     def __getattr__(self, name):  # every other TrainerCallback hook is a no-op
         if name.startswith("on_"):
@@ -335,10 +352,15 @@ class _EventCallback:
     def on_step_end(self, args, state, control, **kw):
         self.busy_s += time.perf_counter() - self._t
         self.tokens = (state.num_input_tokens_seen or 0) - self._tokens_before  # this session's tokens only
-        if _STOP.is_set():
+        # several ranks must stop at the same step (else the next gradient all-reduce waits forever): any rank's
+        # stop request or spent budget stops all; with one process these are the flags themselves
+        requested = distributed.any_rank(_STOP.is_set())
+        late = distributed.any_rank(bool(self.deadline and time.perf_counter() > self.deadline))
+        if requested:
+            self.stopped = True
             control.should_save = True
             control.should_training_stop = True
-        elif self.deadline and time.perf_counter() > self.deadline:  # the machine got slower than measured
+        elif late:  # the machine got slower than measured
             self.on_event({"event": "status", "message": f"time budget spent: stopping at step {state.global_step}"})
             control.should_save = True
             control.should_training_stop = True
@@ -355,6 +377,8 @@ class _EventCallback:
                        "eta_s": round(per_step * (state.max_steps - step), 1)})
 
     def on_save(self, args, state, control, **kw):
+        if not state.is_world_process_zero:
+            return
         self.config.save(self.out / f"checkpoint-{state.global_step}")
         (self.out / "loss_history.partial.json").write_text(json.dumps(self.losses))
         self.on_event({"event": "checkpoint", "step": state.global_step})
