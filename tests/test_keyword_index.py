@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, shared
 from edgerag.store.collection import ChunkRecord, Collection, EmbedderId
 from edgerag.store.keyword import KEYWORDS_FILE, KeywordIndex
+from edgerag.store.lock import WriteLock
 
 EMBEDDER = EmbedderId("test-embedder", "0" * 64, 8)
 
@@ -86,6 +87,25 @@ def test_reopen_loads_the_file_without_rebuilding(tmp_path, nfcorpus):
     assert path.stat().st_mtime_ns == mtime
 
 
+def test_a_reader_writes_the_missing_file_once(tmp_path, nfcorpus):
+    """A collection from before the keyword file existed: the first open (a search, no writer busy) saves the
+    rebuilt index, so later opens load it instead of rebuilding it every time."""
+    docs, queries = nfcorpus
+    col = build(tmp_path, docs[:80])
+    expected = col.bm25(queries[2], 10)
+    col.close()
+    path = tmp_path / "kw" / KEYWORDS_FILE
+    path.unlink()
+    col = Collection.open(tmp_path, "kw", EMBEDDER)
+    assert path.is_file() and not col.keywords.dirty and not col.lock.held
+    col.close()
+    mtime = path.stat().st_mtime_ns
+    col = Collection.open(tmp_path, "kw", EMBEDDER)
+    assert not col.keywords.dirty and col.bm25(queries[2], 10) == expected
+    col.close()
+    assert path.stat().st_mtime_ns == mtime
+
+
 CHILD = textwrap.dedent("""
     import json, os, signal, sys
     import numpy as np
@@ -111,6 +131,8 @@ def test_killed_between_commit_and_save_is_reconciled_on_open(tmp_path, nfcorpus
     child = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], input=json.dumps(more), text=True,
                            cwd=REPO, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert child.returncode == -9, child.stderr
+    busy = WriteLock(tmp_path / "kw")
+    busy.acquire()  # another writer is busy: a reader reconciles in memory only
     col = Collection.open(tmp_path, "kw", EMBEDDER)
     stale = KeywordIndex(tmp_path / "kw" / KEYWORDS_FILE, col.conn)
     assert stale.stamp() != stale.sqlite_stamp()  # the file on disk still lags SQLite ...
@@ -118,8 +140,11 @@ def test_killed_between_commit_and_save_is_reconciled_on_open(tmp_path, nfcorpus
     assert col.hits([col.bm25("quokkas rottnest", 1)[0][0]])
     gone = col.conn.execute("SELECT count(*) FROM documents WHERE path = ?", ("record://" + more[0]["_id"],))
     assert gone.fetchone()[0] == 0
-    col.acquire_write_lock()  # the writer persists the reconciled index
     col.close()
+    busy.release()
+    reader = Collection.open(tmp_path, "kw", EMBEDDER)  # no writer now: this reader persists the reconciled index
+    assert not reader.lock.held
+    reader.close()
     fresh = Collection.open(tmp_path, "kw", EMBEDDER)
     assert fresh.keywords.stamp() == fresh.keywords.sqlite_stamp() and not fresh.keywords.dirty
     fresh.close()
@@ -133,9 +158,8 @@ def test_damaged_file_and_stray_temp_file(tmp_path, nfcorpus):
     folder = tmp_path / "kw"
     (folder / KEYWORDS_FILE).write_bytes(b"not an index")  # a damaged cache
     (folder / (KEYWORDS_FILE + ".tmp-4242")).write_bytes(b"half a file")  # a writer killed while saving
-    col = Collection.open(tmp_path, "kw", EMBEDDER)
+    col = Collection.open(tmp_path, "kw", EMBEDDER)  # a reader rebuilds it and, with no writer busy, saves it
     assert col.bm25(queries[1], 10) == expected and col.problems() == []
-    col.acquire_write_lock()
     assert not (folder / (KEYWORDS_FILE + ".tmp-4242")).exists()
     col.close()
     assert KeywordIndex(folder / KEYWORDS_FILE, None).stamp()[1] == len(col_texts(tmp_path))

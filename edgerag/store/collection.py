@@ -183,7 +183,29 @@ class Collection:
                                   ef_search=int((hnsw or {}).get("hnsw_ef_search", meta.get("hnsw_ef_search", 128))))
         col.keywords = KeywordIndex(folder / KEYWORDS_FILE, conn)
         col.reconcile()
+        if col.keywords.dirty and not col.lock.held:
+            col._persist_keywords()
         return col
+
+    def _persist_keywords(self) -> None:
+        """A reader rebuilt the keyword file in memory (a collection from before it existed, or a damaged/lagging
+        file): write it now if no writer is busy, so the next open loads it instead of rebuilding (~2 s at 8k
+        chunks). Under the write lock SQLite cannot change, so reconcile again from a fresh snapshot first."""
+        try:
+            if not self.lock.try_acquire():
+                return  # a writer is busy; it saves its own reconciled file
+        except OSError:
+            return  # a read-only folder: keep the in-memory index
+        try:
+            remove_keyword_strays(self.folder)
+            self.conn.execute("BEGIN")
+            try:
+                self.keywords.reconcile()
+            finally:
+                self.conn.execute("COMMIT")
+            self.keywords.save()
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         try:
