@@ -1,10 +1,11 @@
 """The fault suite: ingest fuzzing, kill -9 at random points, concurrent use, a clean-room install.
 
-    python bench/faults.py all            # the full suite (≈10 min on 2 cores); prints the figures the README quotes
-    python bench/faults.py fuzz|kill|concurrency|cleanroom [--seeds N]
+    python bench/faults.py all            # the full suite; prints the figures the README quotes
+    python bench/faults.py fuzz|kill|finetune-kill|concurrency|cleanroom [--seeds N]
 
 This module holds the harness, the kill and the concurrency scenarios; fault_fuzz.py the hostile files and the
-fuzzing driver, fault_cleanroom.py the clean-room install.
+fuzzing driver, fault_finetune.py kill -9 during `finetune train` / `finetune export`, fault_cleanroom.py the
+clean-room install. The TUI beside CLI writers is tests/test_tui_concurrency.py (Textual pilot).
 
 tests/test_faults.py runs a fast slice of the same scenarios on every `make test`; the `slow` tests there run them
 whole. Storage, parsing and process death are under test, not embedding quality, so ingest here uses a
@@ -415,7 +416,7 @@ def _documents() -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("all", "fuzz", "kill", "concurrency", "cleanroom"):
+    for name in ("all", "fuzz", "kill", "finetune-kill", "concurrency", "cleanroom"):
         p = sub.add_parser(name)
         p.add_argument("--seeds", type=int, default=20)
         p.add_argument("--files", type=int, default=60, help="corpus size for the kill scenarios")
@@ -435,6 +436,7 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=float, default=30.0)
     args = parser.parse_args(argv)
     from fault_cleanroom import cleanroom
+    from fault_finetune import kills as finetune_kills
     from fault_fuzz import fuzz, fuzz_child, hostile_files
 
     if args.cmd == "child":
@@ -457,6 +459,13 @@ def main(argv=None) -> int:
         figures["kill"]["seconds"] = round(time.perf_counter() - started)
         _print("kill -9", figures["kill"], ("runs", "killed", "corrupt_stores", "lost_documents",
                                             "duplicated_or_wrong", "text_count_mismatch", "seconds"))
+    if args.cmd in ("all", "finetune-kill"):
+        started = time.perf_counter()
+        figures["finetune_kill"] = finetune_kills(work / "finetune", args.seeds)
+        figures["finetune_kill"]["seconds"] = round(time.perf_counter() - started)
+        _print("kill -9 during finetune train / export", figures["finetune_kill"],
+               ("runs", "killed", "points", "corrupt_stores", "next_run_failed", "differs_from_uninterrupted",
+                "seconds"))
     if args.cmd in ("all", "concurrency"):
         figures["concurrency"] = concurrency(work / "concurrency")
         _print("concurrency", figures["concurrency"], ("scenarios", "held"))
@@ -467,7 +476,7 @@ def main(argv=None) -> int:
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     bad = (figures.get("fuzz", {}).get("crashes") or figures.get("fuzz", {}).get("stalls")
-           or figures.get("kill", {}).get("bad")
+           or figures.get("kill", {}).get("bad") or figures.get("finetune_kill", {}).get("bad")
            or figures.get("concurrency", {}).get("held", 0) != figures.get("concurrency", {}).get("scenarios", 0)
            or not figures.get("cleanroom", {}).get("held", True))
     return 1 if bad else 0

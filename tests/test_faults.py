@@ -4,7 +4,9 @@
   and a per-file time limit holds;
 - kill -9 at random points (time, after the N-th commit, before the N-th vector save) during ingest, re-ingest
   after edits and reindex: the collection passes the integrity check, nothing is lost or duplicated, and the next
-  run reaches the state of a run that was never killed;
+  run reaches the state of a run that was never killed; the same for `finetune train` and `finetune export`
+  (bench/fault_finetune.py, slow), whose recovery rules (whole checkpoints only, torn files redone, staging
+  folders never listed, a replaced model put back) are checked here directly;
 - concurrent use: two ingests, search during ingest, rm/reindex/a TUI ingest during a CLI ingest, two writers in
   one process: refused with a message naming the holder, or safe;
 - the finetuning loop obeys Cancel in every stage, and the gate resumes its own evaluation;
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -156,7 +159,92 @@ def test_kill_twenty_seeds_per_scenario(tmp_path):
     assert result["bad"] == [] and result["text_count_mismatch"] == 0
 
 
+@pytest.mark.slow  # a real `finetune train` or `finetune export` process pair per seed on the tiny llama
+def test_kill_finetune_train_and_export_twenty_seeds_each(tmp_path):
+    pytest.importorskip("peft")
+    import fault_finetune
+
+    result = fault_finetune.kills(tmp_path, seeds=20)
+    assert result["runs"] == 40 and result["killed"] >= 30  # a time-mode kill may land after a run ended
+    assert result["bad"] == [], json.dumps(result["bad"][:5], indent=1, default=str)
+
+
 @pytest.mark.slow
 def test_clean_room_install(tmp_path):
     result = fault_cleanroom.cleanroom(tmp_path / "cleanroom")
     assert result["held"], json.dumps(result, indent=1)
+
+
+# -- finetuning runs and the models store after kill -9 (the rules; bench/fault_finetune.py kills the real thing) --
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _model(folder: Path, name: str, text: str = "GGUF") -> None:
+    from edgerag.models.manifest import Manifest
+
+    folder.mkdir(parents=True)
+    (folder / "model.gguf").write_text(text)
+    m = Manifest(name=name, kind="generator", format="gguf", quantization="Q8_0", source="test",
+                 details={"main_file": "model.gguf"})
+    m.record_files(folder)
+    m.save(folder)
+
+
+def test_store_after_a_kill_lists_only_whole_models_and_puts_back_a_replaced_one(tmp_path):
+    from edgerag.models import ModelStore
+
+    root, dead = tmp_path / "models", _dead_pid()
+    _model(root / f".staging-fresh-{dead}", "fresh")  # killed after its manifest was written, before the rename
+    _model(root / f".staging-.old-keep-{dead}", "keep", "old")  # killed between "old aside" and "new in place"
+    _model(root / f".staging-.old-gone-{os.getpid()}", "gone")  # ours, stale: put back as well
+    _model(root / f".staging-live-{os.getppid()}", "live")  # a process still running (another export): left alone
+    store = ModelStore(root)
+    assert store.names() == [] and store.list() == []  # `models list` works and shows none of them
+    store.clean_staging()
+    assert store.names() == ["gone", "keep"] and (root / "keep" / "model.gguf").read_text() == "old"
+    assert not store.verify()
+    assert sorted(p.name for p in root.iterdir()) == [f".staging-live-{os.getppid()}", "gone", "keep"]
+    store.remove("keep")
+    assert sorted(p.name for p in root.iterdir()) == [f".staging-live-{os.getppid()}", "gone"]
+
+
+def _checkpoint(train: Path, step: int, whole: bool = True) -> None:
+    folder = train / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / "train_config.json").write_text('{"base": "tiny"}' if whole else '{"base": "ti')
+
+
+def test_a_resumed_run_trusts_only_whole_checkpoints(tmp_path):
+    from edgerag.finetune.pipeline import drop_incomplete_checkpoints, training_finished
+
+    train = tmp_path / "train"
+    _checkpoint(train, 2)
+    _checkpoint(train, 4, whole=False)  # killed while the callback wrote its config
+    (train / "train_config.json").write_text('{"base": "ti')  # and the run's own config torn on an earlier resume
+    (train / "loss_history.partial.json").write_text(json.dumps([[1, 3.0], [2, 2.5]]))
+    assert drop_incomplete_checkpoints(train)
+    assert sorted(p.name for p in train.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert json.loads((train / "train_config.json").read_text()) == {"base": "tiny"}
+
+    _checkpoint(train, 4)  # whole files, but the loss history never got past step 2: its curve points would be lost
+    assert drop_incomplete_checkpoints(train) and not (train / "checkpoint-4").exists()
+    (train / "loss_history.partial.json").write_text('[[1, 3.0], [2')  # torn history: no checkpoint is whole
+    assert not drop_incomplete_checkpoints(train) and not train.exists()  # a fresh start, not a broken resume
+
+    (train / "adapter").mkdir(parents=True)
+    (train / "adapter" / "adapter_model.safetensors").write_bytes(b"x")
+    (train / "loss_history.json").write_text('{"losses": [[1, 3.0]], "eval_loss": null}')
+    assert not training_finished(train)  # no loss curve yet: killed before the last file
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 20 + b"\0\0\0\0IEND\xaeB`\x82"
+    (train / "loss_curve.png").write_bytes(png[: len(png) // 2])
+    assert not training_finished(train)  # torn curve
+    (train / "loss_curve.png").write_bytes(png)
+    assert training_finished(train)
+    (train / "loss_history.json").write_text('{"losses": [[1, 3')
+    assert not training_finished(train)  # torn history

@@ -33,6 +33,7 @@ from ..errors import BadInputError, ModelError, require
 from ..models import Manifest, ModelStore
 from ..models.inspect import read_gguf
 from ..models.manifest import sha256_file
+from .data import _write_atomic
 
 QUANTS = {"Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "F16": None, "F32": None}
 _PEFT_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
@@ -202,9 +203,28 @@ def run_lineage(run_dir: Path, base) -> dict:
         "base_sha256": sha256_file(base.gguf) if base.gguf else None,
         "training_config": config,
         "train_file_sha256": sha256_file(Path(config["train_file"])),
+        # what makes a rerun of an interrupted export keep the models it already registered (see export_run)
+        "adapter_sha256": sha256_file(run_dir / "adapter" / "adapter_model.safetensors"),
         "data_card_sha256": sha256_file(card) if card.is_file() else None,
         "training": json.loads(history.read_text()) if history.is_file() else None,
     }
+
+
+def _already_exported(store: ModelStore, name: str, lineage: dict, replace: bool) -> bool:
+    """True if `name` is this run's export of this very adapter, complete in the store (a killed export is rerun:
+    what it registered is kept, not rebuilt). A model of that name from anything else is refused unless
+    replace."""
+    if not store.exists(name):
+        return False
+    theirs = store.get(name).lineage
+    same = all(theirs.get(k) == lineage.get(k) for k in ("run_dir", "adapter_sha256", "base_sha256")) \
+        and lineage.get("adapter_sha256") is not None
+    if same and not store.verify([name]):
+        return True
+    if not replace:
+        raise ModelError(f"a model named {name!r} already exists in {store.root} and is not this run's export: "
+                         "pass --replace to overwrite it, or --name for other names")
+    return False
 
 
 def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K_M"), name: str | None = None,
@@ -232,32 +252,44 @@ def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K
                      _int_field(reader, f"{arch}.attention.head_count"),
                      _int_field(reader, f"{arch}.attention.head_count_kv"))
     del reader
-    stem = name or f"{base.name}-ft-{run_dir.name}".lower()
+    # `finetune export RUN` of a `finetune train` run folder names models after the run, not after its train/
+    run_name = run_dir.parent.name if run_dir.name == "train" and (run_dir.parent / "options.json").is_file() \
+        else run_dir.name
+    stem = name or f"{base.name}-ft-{run_name}".lower()
     lineage = run_lineage(run_dir, base)
     store = ModelStore(settings.models_dir)
     source = f"finetune:{run_dir}"
+    names = [f"{stem}-lora"] + [f"{stem}-{q.lower()}" for q in quants]
+    done = {n for n in names if _already_exported(store, n, lineage, replace)}
+    if done:
+        on_event({"event": "status", "message": f"already exported by an earlier run of this export: "
+                                                f"{', '.join(sorted(done))}"})
 
-    on_event({"event": "status", "message": "writing the GGUF LoRA adapter"})
     adapter = Manifest(f"{stem}-lora", "generator", "gguf-lora", "F32", source, parent=base.name,
                        lineage=lineage, details={"main_file": "adapter.gguf", "lora_rank": lora.rank,
                                                  "lora_scale": lora.scale})
-    store.add(adapter, lambda staging: write_adapter_gguf(lora, arch, staging / "adapter.gguf", base.name),
-              replace=replace)
+    if adapter.name not in done:
+        on_event({"event": "status", "message": "writing the GGUF LoRA adapter"})
+        store.add(adapter, lambda staging: write_adapter_gguf(lora, arch, staging / "adapter.gguf", base.name),
+                  replace=replace)
     result = ExportResult(adapter.name, lineage=lineage)
 
     export_dir = run_dir / "export"
     export_dir.mkdir(exist_ok=True)
     full = export_dir / "merged-f16.gguf"
-    needs_full = any(q in ("Q8_0", "Q4_K_M", "F16") for q in quants)
-    if needs_full:
+    tmp = full.with_suffix(".tmp")
+    needs_full = any(q in ("Q8_0", "Q4_K_M", "F16") and f"{stem}-{q.lower()}" not in done for q in quants)
+    if needs_full:  # written again even if a killed run left one: a complete file and a torn one look alike
         on_event({"event": "status", "message": "merging the adapter into the base weights (F16)"})
-        tmp = full.with_suffix(".tmp")
         write_merged_gguf(base.gguf, lora, tmp, "F16", name=stem)
         tmp.replace(full)
     for quant in quants:
-        on_event({"event": "status", "message": f"writing the merged model as {quant}"})
         manifest = Manifest(f"{stem}-{quant.lower()}", "generator", "gguf", quant, source, parent=base.name,
                             lineage=lineage, details={"main_file": "model.gguf"})
+        if manifest.name in done:
+            result.merged.append(manifest.name)
+            continue
+        on_event({"event": "status", "message": f"writing the merged model as {quant}"})
 
         def build(staging: Path, quant=quant) -> None:
             target = staging / "model.gguf"
@@ -271,9 +303,9 @@ def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K
 
         store.add(manifest, build, replace=replace)
         result.merged.append(manifest.name)
-    if needs_full:
-        full.unlink()  # the F16 intermediate is as large as the model; the store holds what is needed
-    (run_dir / "export.json").write_text(json.dumps({"adapter": result.adapter, "merged": result.merged},
-                                                    indent=2) + "\n")
+    full.unlink(missing_ok=True)  # the F16 intermediate is as large as the model; the store holds what is needed
+    tmp.unlink(missing_ok=True)  # ... and so is one a killed run was writing
+    _write_atomic(run_dir / "export.json", json.dumps({"adapter": result.adapter, "merged": result.merged},
+                                                      indent=2) + "\n")
     on_event({"event": "exported", "adapter": result.adapter, "merged": result.merged})
     return result

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
+from .data import _write_atomic
 
 Emit = Callable[[dict], None]
 
@@ -102,7 +103,7 @@ def _start(settings: Settings, opts: FinetuneOptions) -> Path:
     if (run_dir / "options.json").exists():
         raise BadInputError(f"{run_dir} already holds a run: pass --resume to continue it")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "options.json").write_text(json.dumps(_options_record(opts), indent=2) + "\n")
+    _write_atomic(run_dir / "options.json", json.dumps(_options_record(opts), indent=2) + "\n")
     return run_dir
 
 
@@ -123,6 +124,51 @@ def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max
         return synthesize(collection, retriever, generator, config, on_event=emit)
     finally:
         collection.close()
+
+
+def _json_or_none(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def training_finished(train_dir: Path) -> bool:
+    """train() saves the adapter, then loss_history.json, then the loss curve: all three whole means done (a kill
+    while writing any of them leaves a torn file; training then resumes from its last checkpoint to redo them)."""
+    png = train_dir / "loss_curve.png"
+    return ((train_dir / "adapter" / "adapter_model.safetensors").is_file()
+            and _json_or_none(train_dir / "loss_history.json") is not None
+            and png.is_file() and png.read_bytes()[-8:-4] == b"IEND")
+
+
+def drop_incomplete_checkpoints(train_dir: Path) -> bool:
+    """Keep the checkpoints a resume can trust; True if one is left (resume), False for a fresh start.
+
+    The Trainer writes a checkpoint's files in place, then our callback writes its train_config.json and the loss
+    history up to its step: a checkpoint without both (the process died while saving it) would resume from a torn
+    optimizer or trainer state, or lose loss-curve points, so it is removed and the one before it is used (the
+    Trainer keeps two). The run's own train_config.json, if torn, is restored from a kept checkpoint's copy."""
+    import shutil
+
+    if not train_dir.is_dir():
+        return False
+    history = _json_or_none(train_dir / "loss_history.partial.json")
+    logged = max((step for step, _ in history), default=0) if isinstance(history, list) else -1
+    kept = []
+    for checkpoint in train_dir.glob("checkpoint-*"):
+        step = checkpoint.name.removeprefix("checkpoint-")
+        if step.isdigit() and int(step) <= logged and all(
+                _json_or_none(checkpoint / f) is not None for f in ("train_config.json", "trainer_state.json")):
+            kept.append((int(step), checkpoint))
+        else:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    if not kept:
+        shutil.rmtree(train_dir)  # killed before the first whole checkpoint: nothing to keep
+        return False
+    if _json_or_none(train_dir / "train_config.json") is None:
+        _write_atomic(train_dir / "train_config.json", (max(kept)[1] / "train_config.json").read_text(encoding="utf-8"))
+    return True
 
 
 def stoppable(emit: Emit, stage: str) -> Emit:
@@ -158,7 +204,7 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
 
     # 2b. train, on every rank
     train_dir = run_dir / "train"
-    if not (train_dir / "adapter" / "adapter_model.safetensors").is_file():
+    if not training_finished(train_dir):
         config = TrainConfig(base=opts.base, train_file=str(train_file), val_file=str(val_file) if val_file else None,
                              out_dir=str(train_dir), bits=opts.bits, lora_r=opts.rank, lora_alpha=2 * opts.rank,
                              lora_layers=opts.lora_layers, max_steps=opts.steps,
@@ -209,12 +255,9 @@ def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
 
     # 2a. a training folder to start or resume; the base model converted once (the other ranks then load the cache)
     train_dir = run_dir / "train"
-    resume_training = (train_dir / "train_config.json").is_file() and any(train_dir.glob("checkpoint-*"))
-    if not (train_dir / "adapter" / "adapter_model.safetensors").is_file():
-        if (train_dir / "train_config.json").is_file() and not resume_training:
-            import shutil
-
-            shutil.rmtree(train_dir)  # killed before the first checkpoint: nothing to keep
+    resume_training = False
+    if not training_finished(train_dir):
+        resume_training = drop_incomplete_checkpoints(train_dir)
         prepare_base(settings, opts.base, say=lambda m: emit({"event": "status", "message": m}))
     return run_dir, train_file, val_file, heldout, resume_training, outcome.timings
 
@@ -236,7 +279,7 @@ def _after_training(settings: Settings, opts: FinetuneOptions, emit: Emit, store
         stoppable(emit, "export")({"event": "status", "message": "exporting"})  # a stop during training ends here
         exported = export_run(train_dir, settings, quants=opts.quants, name=f"{opts.base}-ft-{run_dir.name}",
                               replace=True, on_event=stoppable(emit, "export"))
-        export_record.write_text(json.dumps({"adapter": exported.adapter, "merged": exported.merged}) + "\n")
+        _write_atomic(export_record, json.dumps({"adapter": exported.adapter, "merged": exported.merged}) + "\n")
         outcome.timings["export_s"] = round(time.perf_counter() - started, 1)
     exported = json.loads(export_record.read_text())
     outcome.adapter, outcome.merged = exported["adapter"], exported["merged"]
@@ -264,7 +307,7 @@ def _after_training(settings: Settings, opts: FinetuneOptions, emit: Emit, store
     # 5. promote
     if opts.promote and candidate:
         outcome.promoted = promote(store, candidate, outcome.gates, opts.force, emit)
-    (run_dir / "outcome.json").write_text(json.dumps({
+    _write_atomic(run_dir / "outcome.json", json.dumps({
         "adapter": outcome.adapter, "merged": outcome.merged, "gates": outcome.gates,
         "promoted": outcome.promoted, "timings": outcome.timings}, indent=2, default=str) + "\n")
     return outcome
@@ -304,7 +347,7 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: QADataset, ba
                                for name in result.summary["systems"]["base"]["metrics"]},
                    # The evaluation's guards (F1, contains, refusals, correct refusals, model-citation precision).
                    "failures": result.failures, "guards": [asdict(g) for g in result.guards]}
-        cached.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        _write_atomic(cached, json.dumps(summary, indent=2, default=_jsonable) + "\n")
         summary = json.loads(cached.read_text())
     emit({"event": "gate", **{k: summary[k] for k in ("set", "verdict", "metric", "base", "candidate",
                                                       "difference", "n", "model", "run_dir")}})

@@ -22,6 +22,7 @@ from .manifest import KINDS, MANIFEST, Manifest, sha256_file
 
 ACTIVE = "active.json"
 STAGING_PREFIX = ".staging-"
+OLD = ".old-"  # `.staging-.old-NAME-PID`: a replaced model, for an instant (a model name never starts with ".")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -50,6 +51,18 @@ class VerifyProblem:
         return f"{self.model}: {self.file}: {self.problem}"
 
 
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates; staging folders of other processes are cleaned as before
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ModelStore:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -58,7 +71,8 @@ class ModelStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file())
+        # a staging folder (".staging-...") may hold a manifest already: it is not a model until renamed
+        return sorted(p.name for p in self.root.iterdir() if NAME_RE.match(p.name) and (p / MANIFEST).is_file())
 
     def list(self) -> list[Manifest]:
         return [self.get(n) for n in self.names()]
@@ -133,10 +147,10 @@ class ModelStore:
         folder is removed and the store is exactly as before.
         """
         target = self.root / check_name(manifest.name)
+        self.clean_staging()  # first: it may put back a model a killed replacement had moved aside
         if target.exists() and not replace:
             raise ModelError(f"a model named {manifest.name!r} already exists in {self.root}")
         self.root.mkdir(parents=True, exist_ok=True)
-        self.clean_staging()
         staging = self.root / f"{STAGING_PREFIX}{manifest.name}-{os.getpid()}"
         staging.mkdir()
         try:
@@ -146,7 +160,7 @@ class ModelStore:
                 raise ModelError(f"{manifest.name}: nothing was written")
             manifest.save(staging)
             if target.exists():
-                old = self.root / f"{STAGING_PREFIX}old-{manifest.name}-{os.getpid()}"
+                old = self.root / f"{STAGING_PREFIX}{OLD}{manifest.name}-{os.getpid()}"
                 target.rename(old)
                 staging.rename(target)
                 shutil.rmtree(old)
@@ -167,12 +181,26 @@ class ModelStore:
         active = self._active_map()
         if name in active.values():
             raise ModelError(f"{name} is active; `edgerag models use` another model first")
-        shutil.rmtree(folder)
+        gone = self.root / f"{STAGING_PREFIX}.rm-{name}-{os.getpid()}"
+        folder.rename(gone)  # one step: a kill during the delete leaves no half-deleted model listed
+        shutil.rmtree(gone)
 
     def clean_staging(self) -> None:
-        """Drop what a killed process left half-built; such folders are never listed as models."""
-        if self.root.is_dir():
-            for p in self.root.glob(STAGING_PREFIX + "*"):
+        """Drop what a killed process left half-built; such folders are never listed as models. A model being
+        replaced is renamed to `.staging-.old-NAME-PID` for an instant before its successor takes its name: if the
+        process died in that instant, the old model goes back under its name rather than being lost. Folders of
+        a process still running (another import or export beside this one) are left alone."""
+        if not self.root.is_dir():
+            return
+        for p in sorted(self.root.glob(STAGING_PREFIX + "*")):
+            stem, _, pid = p.name.removeprefix(STAGING_PREFIX).rpartition("-")
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue
+            old_name = stem.removeprefix(OLD)
+            if stem.startswith(OLD) and NAME_RE.match(old_name) and (p / MANIFEST).is_file() \
+                    and not (self.root / old_name).exists():
+                p.rename(self.root / old_name)
+            else:
                 shutil.rmtree(p, ignore_errors=True)
 
     # -- integrity -----------------------------------------------------------------------------------------
