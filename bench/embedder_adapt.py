@@ -45,9 +45,21 @@ def subset_dataset(dataset, docs: int | None, queries: int | None, seed: int):
                        {q: dataset.queries[q] for q in qids}, {q: qrels[q] for q in qids}, dataset.split)
 
 
+def squad_as_beir(path: Path, queries: int | None, seed: int):
+    """A SQuAD-format file as a retrieval set: its paragraphs are the corpus, each question's paragraph is its one
+    relevant document (XQuAD-en: 240 paragraphs, 1,190 questions)."""
+    from edgerag.evaluate.datasets import BeirDataset, load_squad, subset
+
+    qa = load_squad(path)
+    items = subset(qa.items, queries, seed)
+    return BeirDataset(qa.name, qa.source, dict(qa.contexts), {i.id: i.question for i in items},
+                       {i.id: {g: 1 for g in i.gold} for i in items}, "test")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--beir", type=Path, default=NFCORPUS)
+    ap.add_argument("--squad", type=Path, default=None, help="a SQuAD-format file instead (e.g. XQuAD-en)")
     ap.add_argument("--docs", type=int, default=None, help="corpus subset size (default: all)")
     ap.add_argument("--queries", type=int, default=None, help="test queries sampled (default: all)")
     ap.add_argument("--loss", action="append", choices=("distill", "infonce"), default=None)
@@ -55,6 +67,7 @@ def main() -> None:
     ap.add_argument("--negatives", type=int, default=7)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, default=None, help="stop training after N steps")
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--teacher-scale", type=float, default=30.0)
     ap.add_argument("--max-seq-length", type=int, default=256)
@@ -81,7 +94,8 @@ def main() -> None:
     route_library_logs(settings, "bench-embedder-adapt")
     store = ModelStore(settings.models_dir)
     base = store.active_name("embedder")
-    dataset = subset_dataset(load_beir(args.beir, "test"), args.docs, args.queries, args.seed)
+    dataset = squad_as_beir(args.squad, args.queries, args.seed) if args.squad else \
+        subset_dataset(load_beir(args.beir, "test"), args.docs, args.queries, args.seed)
     name = args.name or f"{dataset.name}-{'-'.join(losses)}"
     work = (args.work or settings.data_dir / "embedtune") / f"bench-{name}"
     out = REPO / "docs" / "results" / "embedder-adapt" / name
@@ -113,7 +127,7 @@ def main() -> None:
         config = EmbedTrainConfig(data_dir=data_dir, out_dir=train_dir, base=torch_weights(store, base), loss=loss,
                                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   teacher_scale=args.teacher_scale, max_seq_length=args.max_seq_length,
-                                  seed=args.seed)
+                                  max_steps=args.steps, seed=args.seed)
         t0 = time.perf_counter()
         if not (train_dir / "student" / "config.json").is_file():
             last = [0.0]

@@ -162,5 +162,11 @@ def rollback(settings, name: str, on_event: Callable[[dict], None] = lambda e: N
     """Return collection `name` to the embedder it had before the last switch (its stored vectors reused)."""
     from ..store.collection import collection_dir
 
+    from ..models import ModelStore
+
     state, cache = read_snapshot(collection_dir(settings.collections_dir, name))
+    manifest = ModelStore(settings.models_dir).get(state["embedder_name"])
+    main = next((f for f in manifest.files if f.path == manifest.main_file), None)
+    if main is None or main.sha256 != state["embedder_sha256"]:
+        cache = None  # the model under that name changed since: its old vectors are not its vectors now
     return switch_embedder(settings, name, state["embedder_name"], cache, on_event)
