@@ -14,13 +14,19 @@ so later loads (and QLoRA's 4-bit quantization) start from safetensors in second
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError, require
 from ..models import ModelStore
+from .archs import ARCHS
 
-SUPPORTED_ARCHS = ("llama",)  # what the GGUF exporter knows how to write back
+SUPPORTED_ARCHS = tuple(ARCHS)  # what the GGUF exporter knows how to write back (archs.py)
+# transformers picks its GGUF tokenizer converter by architecture, but the GGUF says which tokenizer it has
+# (tokenizer.ggml.model): a BPE ("gpt2") vocabulary in a Gemma or Phi-3 file would go through a SentencePiece
+# converter and come out wrong, so BPE vocabularies in these take transformers' GPT-2 converter instead.
+SPM_ONLY_CONVERTERS = ("gemma2", "gemma3", "phi3")
 REPAIRED_PRE_TOKENIZERS = ("smollm",)  # the GGUF pre-tokenizer types repair_tokenizer reproduces
 PROBE_TEXTS = (
     "Hello world! How are you today?",
@@ -121,8 +127,11 @@ def _dequantize_gguf(gguf: Path, out: Path) -> None:
     transformers = require("transformers")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    raw = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tok_model, pre = _gguf_fields(gguf, "tokenizer.ggml.model", "tokenizer.ggml.pre")
+    tok_model, pre, arch = _gguf_fields(gguf, "tokenizer.ggml.model", "tokenizer.ggml.pre", "general.architecture")
+    if tok_model == "gpt2" and arch in SPM_ONLY_CONVERTERS:
+        raw = _bpe_tokenizer(gguf)
+    else:
+        raw = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = repair_tokenizer(raw, raw.chat_template) if tok_model == "gpt2" and pre in REPAIRED_PRE_TOKENIZERS \
         else raw
     verify_tokenizer(tokenizer, gguf, gguf.name)  # before the slow part: a refused model costs seconds
@@ -138,6 +147,17 @@ def _dequantize_gguf(gguf: Path, out: Path) -> None:
     tmp.rename(out)  # complete or absent: a killed conversion is redone, never half-used
 
 
+def _bpe_tokenizer(gguf: Path):
+    """What AutoTokenizer.from_pretrained(gguf_file=...) builds, with the GPT-2 (byte-level BPE) converter."""
+    transformers = require("transformers")
+    from transformers.integrations.ggml import convert_gguf_tokenizer
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    parsed = load_gguf_checkpoint(str(gguf), return_tensors=False)
+    backend, extra = convert_gguf_tokenizer("gpt2", parsed["tokenizer"])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, **{**parsed["tokenizer_config"], **extra})
+
+
 def load_for_training(base: BaseModel, bits: int, gradient_checkpointing: bool = True):
     """(model, tokenizer): NF4 4-bit via bitsandbytes for bits=4 (QLoRA), bf16 for 16, fp32 for 32."""
     torch = require("torch")
@@ -147,7 +167,11 @@ def load_for_training(base: BaseModel, bits: int, gradient_checkpointing: bool =
         require("bitsandbytes")
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
-            bnb_4bit_use_double_quant=False)
+            bnb_4bit_use_double_quant=False,
+            # FSDP (accelerate launch with docs/accelerate/fsdp.yaml) shards parameters of one dtype: the packed
+            # 4-bit weights must then be stored as bf16 like the rest (FSDP-QLoRA), not as uint8
+            **({"bnb_4bit_quant_storage": torch.bfloat16}
+               if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" else {}))
         kwargs["dtype"] = torch.bfloat16
     elif bits == 16:
         kwargs["dtype"] = torch.bfloat16

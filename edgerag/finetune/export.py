@@ -34,6 +34,7 @@ from ..models import Manifest, ModelStore
 from ..models.inspect import read_gguf
 from ..models.manifest import sha256_file
 from .data import _write_atomic
+from .archs import ARCHS
 
 QUANTS = {"Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "F16": None, "F32": None}
 _PEFT_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
@@ -98,9 +99,9 @@ def read_lora(adapter_dir: Path, arch: str, n_blocks: int, n_head: int, n_head_k
         if set(half) != {"A", "B"}:
             raise ModelError(f"{weights_path}: {name} has lora_{''.join(half)} only")
         a, b = half["A"], half["B"]
-        if ".attn_q." in name:
+        if ARCHS[arch].permute_qk and ".attn_q." in name:
             b = permute_rows(b, n_head)
-        elif ".attn_k." in name:
+        elif ARCHS[arch].permute_qk and ".attn_k." in name:
             b = permute_rows(b, n_head_kv)
         pairs[name] = (np.ascontiguousarray(a), np.ascontiguousarray(b))
     return LoraWeights(scale, alpha, rank, pairs)

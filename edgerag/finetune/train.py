@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..errors import BadInputError, EdgeragError, require
 from . import distributed
+from .archs import arch_for_hf_type
 from .data import read_jsonl
 
 _STOP = threading.Event()
@@ -288,8 +289,10 @@ def with_lora(model, config: TrainConfig):
     only = None
     if config.lora_layers and layers and config.lora_layers < layers:
         only = list(range(layers - config.lora_layers, layers))
+    arch = arch_for_hf_type(getattr(model.config, "model_type", ""))  # Phi-3's fused projections (archs.py)
+    targets = arch.lora_targets(config.target_modules) if arch else list(config.target_modules)
     lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                           target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM",
+                           target_modules=targets, bias="none", task_type="CAUSAL_LM",
                            layers_to_transform=only, layers_pattern="layers" if only else None)
     return peft.get_peft_model(model, lora)
 
