@@ -18,7 +18,8 @@ import pytest
 
 pytest.importorskip("peft")
 pytest.importorskip("accelerate")
-from tinyllama import chat_examples, make_tiny_gguf  # noqa: E402
+from tinyarch import make_arch_gguf  # noqa: E402
+from tinyllama import chat_examples  # noqa: E402
 
 from edgerag.models import ModelStore  # noqa: E402
 from edgerag.models.importing import import_model  # noqa: E402
@@ -31,9 +32,12 @@ COMMON = ["--base", "tiny", "--bits", "32", "--rank", "4", "--steps", "4", "--sa
 @pytest.fixture(scope="module")
 def ddp_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("ddp-home")
-    import_model(ModelStore(home / "models"), make_tiny_gguf(home / "tiny.gguf"), name="tiny")
+    examples = chat_examples(12)
+    texts = [m["content"] for e in examples for m in e["messages"]]
+    # a tiny llama with a small vocabulary: loading and tokenizer conversion take a second in each rank
+    import_model(ModelStore(home / "models"), make_arch_gguf("llama", home / "tiny.gguf", texts), name="tiny")
     (home / "chats").mkdir()
-    (home / "chats" / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in chat_examples(12)))
+    (home / "chats" / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
     return home
 
 
@@ -54,7 +58,11 @@ def _torchrun(home: Path, *args: str, stop_after_checkpoint: int | None = None) 
                     proc.send_signal(signal.SIGTERM)  # what Cancel does: torchrun passes it to both ranks
         proc.wait(timeout=300)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # torchrun starts each rank in its own session: end them one by one
+            import psutil
+
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
             os.killpg(proc.pid, signal.SIGKILL)
     errors.seek(0)
     return proc.returncode, events, errors.read()
@@ -113,3 +121,25 @@ def test_a_stop_reaches_both_ranks_and_the_run_resumes_to_the_same_loss(ddp_home
     assert [e["event"] for e in resumed].count("exported") == 1
     exported = json.loads((run / "export.json").read_text())
     assert not ModelStore(ddp_home / "models").verify([exported["adapter"], *exported["merged"]])
+
+
+def test_fsdp_config_parses_and_qlora_under_it_stores_4bit_weights_as_bf16(ddp_home, straight, monkeypatch):
+    """FSDP itself needs GPUs; what runs here: accelerate reads the shipped config, and a QLoRA model loaded under
+    it keeps its packed 4-bit weights in bf16, the one dtype FSDP can shard together with the rest."""
+    import torch
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    from edgerag.config import load_settings
+    from edgerag.finetune.base import load_for_training, prepare_base
+
+    config = load_config_from_file(str(REPO / "docs" / "accelerate" / "fsdp.yaml"))
+    assert config.distributed_type == DistributedType.FSDP and config.mixed_precision == "bf16"
+    assert config.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    monkeypatch.setenv("EDGERAG_HOME", str(ddp_home))
+    base = prepare_base(load_settings(), "tiny")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    model, _ = load_for_training(base, 4, gradient_checkpointing=False)
+    assert model.config.quantization_config.bnb_4bit_quant_storage == torch.bfloat16
+    packed = model.model.layers[0].self_attn.q_proj.weight
+    assert packed.dtype == torch.bfloat16 and type(packed).__name__ == "Params4bit"
