@@ -99,8 +99,13 @@ class TrainConfig:
 
 def default_bits() -> int:
     """NF4 QLoRA where it wins (a GPU: bitsandbytes kernels, memory), fp32 LoRA on a CPU (bench/finetune.py)."""
+    import importlib.util
+
     torch = require("torch")
-    return 4 if torch.cuda.is_available() else 32
+    if not torch.cuda.is_available():
+        return 32
+    # a GPU without bitsandbytes installed (it is optional there): bf16 LoRA rather than an import error
+    return 4 if importlib.util.find_spec("bitsandbytes") else 16
 
 
 class TrainingStopped(EdgeragError):
