@@ -40,6 +40,7 @@ EMBED_BATCH_CHUNKS = 256  # pending new chunks that trigger an embedding pass
 # Bump when the chunker or what gets indexed changes, so existing collections are re-chunked on the next ingest.
 # 2: headings indexed with their chunk's text. 3: Markdown tables, cut between rows, header repeated.
 CHUNKER_VERSION = 3
+PARSE_AHEAD = 8  # files the parser child may read ahead of the one being chunked and embedded (bounds memory)
 SAVE_EVERY_TEXTS = 4000  # vector-file saves during a long run (SQLite is the truth; this bounds replay work)
 
 
@@ -251,8 +252,13 @@ def sync(collection: Collection, embedder, paths: list[Path], chunk_tokens: int 
         on_event(IngestEvent("file", files_total=len(files), outcome=outcome))
 
     writer = _BatchWriter(collection, embedder, report, done, on_event, stamp)
-    _sync_files(collection, files, roots, writer, isolate.shared() if file_time_limit else None, report, done,
-                stamp, chunk_tokens, chunk_overlap, file_time_limit)
+    if file_time_limit:
+        with isolate.lease() as parser:
+            _sync_files(collection, files, roots, writer, parser, report, done, stamp, chunk_tokens, chunk_overlap,
+                        file_time_limit)
+    else:
+        _sync_files(collection, files, roots, writer, None, report, done, stamp, chunk_tokens, chunk_overlap,
+                    file_time_limit)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -273,10 +279,21 @@ def _sync_files(collection, files, roots, writer, parser, report, done, stamp, c
             done(FileOutcome(str(f), "failed", _os_reason(exc)))
     t["scan"] += time.perf_counter() - t0
 
-    for f in files:
+    # Files that will most likely be parsed (the loop below decides for sure): the parser child reads the next
+    # PARSE_AHEAD of them while this process chunks and embeds.
+    ahead = [i for i, f in enumerate(files) if _needs_parsing(collection, f, hashes, on_disk, stamp)] \
+        if parser else []
+    next_ahead = 0
+    for position, f in enumerate(files):
         key = str(f)
         if key not in hashes:
             continue
+        if parser:
+            while next_ahead < len(ahead) and ahead[next_ahead] < position:
+                next_ahead += 1
+            for i in ahead[next_ahead:next_ahead + PARSE_AHEAD]:
+                if not parser.pending(files[i]):
+                    parser.submit(files[i])
         digest = hashes[key]
         existing = collection.document(key)
         if existing and existing.content_hash == digest and existing.chunking == stamp:
@@ -321,6 +338,18 @@ def _sync_files(collection, files, roots, writer, parser, report, done, stamp, c
             done(FileOutcome(doc.path, "removed", chunks=doc.n_chunks))
     collection.save()
     t["index"] += time.perf_counter() - t0
+
+
+def _needs_parsing(collection: Collection, f: Path, hashes: dict[str, str], on_disk: set[str], stamp: str) -> bool:
+    """The loop's decision in advance, for parsing ahead (a wrong guess costs one wasted or one late parse)."""
+    key = str(f)
+    if key not in hashes or f.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return False
+    existing = collection.document(key)
+    if existing:
+        return existing.content_hash != hashes[key] or existing.chunking != stamp
+    return not any(not is_attachment(d.path) and d.path not in on_disk and not Path(d.path).exists()
+                   for d in collection.documents_with_hash(hashes[key]))
 
 
 @dataclass
