@@ -46,15 +46,26 @@ def main() -> None:
         ("re-ingest (no changes)", f"{again.seconds:.2f} s, {again.new_chunks} chunks embedded"),
         ("failed files", str(len(r.failed))),
         ("peak RSS of this process (target <= 600 MB)", f"{peak_rss_mb():.0f} MB"),
+        ("peak RSS of the parser child process", f"{child_peak_rss_mb():.0f} MB"),
     ])
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mb(who=None) -> float:
     import resource
     import sys
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF if who is None else who).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def child_peak_rss_mb() -> float:
+    """The parser child's peak (parsing runs there, edgerag/ingest/isolate.py); counted once it has exited."""
+    import resource
+
+    from edgerag.ingest import isolate
+
+    isolate.shared().close()
+    return peak_rss_mb(resource.RUSAGE_CHILDREN)
 
 
 if __name__ == "__main__":
