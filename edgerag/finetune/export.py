@@ -235,7 +235,7 @@ def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K
     from .base import prepare_base
     from .train import TrainConfig
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # lineage names the run the same from any working directory
     for quant in quants:
         if quant not in QUANTS:
             raise BadInputError(f"unknown quantization {quant!r} (choose {', '.join(QUANTS)})")
