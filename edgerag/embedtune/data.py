@@ -118,7 +118,8 @@ def _cut(text: str, sentence: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", text.replace(sentence, "")).strip()
 
 
-def make_query(kind: str, hit, idf: _Idf, rng: random.Random, ask=None) -> tuple[str, str, str, str] | None:
+def make_query(kind: str, hit, idf: _Idf, rng: random.Random, ask=None,
+               terms: int = 4) -> tuple[str, str, str, str] | None:
     """(query, training passage, sentence the query came from or "", origin) or None when this chunk cannot
     give this type. `ask(sentence, span)` returns a generator question or None."""
     if kind == "title":
@@ -131,7 +132,7 @@ def make_query(kind: str, hit, idf: _Idf, rng: random.Random, ask=None) -> tuple
             return None
         return heading, body, "", "title"
     if kind == "keywords":
-        query = idf.keywords(hit.text, 4, rng)
+        query = idf.keywords(hit.text, terms, rng)
         return (query, indexed_text(hit.heading, hit.text), "", "keywords") if query else None
     sentences = sentences_of(hit.text)
     rng.shuffle(sentences)
@@ -203,7 +204,7 @@ def synthesize(collection, retriever, config: EmbedDataConfig, generator=None,
             kind = types[(i + r + j) % len(types)]
             if split == "heldout" and kind == "claim":
                 continue
-            made = make_query(kind, hit, idf, rng, ask if kind == "question" else None)
+            made = make_query(kind, hit, idf, rng, ask if kind == "question" else None, config.keyword_terms)
             if made:
                 break
         if not made:
