@@ -19,7 +19,8 @@ from ..errors import ModelError
 
 class OnnxEmbedder:
     def __init__(self, folder: Path, model_file: str = "model.onnx", threads: int = 0,
-                 batch_size: int = 32, max_tokens: int | None = None, name: str = "", providers: str = "cpu"):
+                 batch_size: int = 32, max_tokens: int | None = None, name: str = "", providers: str = "cpu",
+                 batch_tokens: int = 4096):
         offline.check_onnxruntime()  # refuses if onnxruntime's telemetry started before edgerag could stop it
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -33,11 +34,14 @@ class OnnxEmbedder:
         details = _read_details(folder)
         self.max_tokens = max_tokens or details.get("max_tokens", 256)
         self.normalize = details.get("normalize", True)
-        self.batch_size = batch_size
+        # A batch holds at most batch_size texts and batch_tokens tokens (padding included): the attention
+        # scores grow with texts x tokens^2, and 32 texts of 256 tokens took ~430 MB at once.
+        self.batch_size, self.batch_tokens = batch_size, max(batch_tokens, self.max_tokens)
 
         self.tokenizer = Tokenizer.from_file(str(tok_path))
         self.tokenizer.enable_truncation(self.max_tokens)
-        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # padded per batch, to the batch's longest text (_run)
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
         # A second tokenizer without truncation/padding counts tokens for the chunker.
         self.counter = Tokenizer.from_file(str(tok_path))
         self.counter.no_truncation()
@@ -48,6 +52,9 @@ class OnnxEmbedder:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No CPU memory arena: with batches of every shape it grows to the largest one (rounded up to a power of
+        # two) and keeps it for the life of the process: peak RSS 581 -> 437 MB for 32 x 256 tokens, 172 MB after.
+        options.enable_cpu_mem_arena = False
         # `providers` is the onnx_providers setting (auto = CUDA, then CPU); a missing build is skipped or named
         self.provider_choice = choose_providers(providers, ort.get_available_providers())
         try:
@@ -69,22 +76,33 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """float32 array (len(texts), dim), rows L2-normalised. progress(n) is called after each batch."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Sorting by length keeps padding (wasted compute) low inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+        encodings = self.tokenizer.encode_batch(list(texts)) if len(texts) else []
+        lengths = [len(e.ids) for e in encodings]
+        # Batches of similar token length: padding (wasted compute) stays low inside each.
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < self.batch_size and \
+                    (end - start + 1) * lengths[order[end]] <= self.batch_tokens:
+                end += 1
+            idx = order[start:end]
+            out[idx] = self._run([encodings[i] for i in idx])
             if progress:
                 progress(len(idx))
+            start = end
         return out
 
     def embed_one(self, text: str) -> np.ndarray:
-        return self._embed_batch([text])[0]
+        return self._run([self.tokenizer.encode(text)])[0]
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, encodings: list) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, :len(e.ids)] = e.ids
+            mask[row, :len(e.ids)] = 1
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(ids)
