@@ -123,7 +123,7 @@ def test_a_stop_reaches_both_ranks_and_the_run_resumes_to_the_same_loss(ddp_home
     assert not ModelStore(ddp_home / "models").verify([exported["adapter"], *exported["merged"]])
 
 
-def test_fsdp_config_parses_and_qlora_under_it_stores_4bit_weights_as_bf16(ddp_home, straight, monkeypatch):
+def test_fsdp_config_parses_and_qlora_under_it_stores_4bit_weights_as_bf16(ddp_home, monkeypatch):
     """FSDP itself needs GPUs; what runs here: accelerate reads the shipped config, and a QLoRA model loaded under
     it keeps its packed 4-bit weights in bf16, the one dtype FSDP can shard together with the rest."""
     import torch
