@@ -123,14 +123,17 @@ def _embeddings_match_embedder(settings, name: str) -> str:
     collection, embedder = open_collection(settings, name)
     with collection:
         assert collection.problems() == []
-        rows = collection.indexed_texts()[:5]
+        rows = collection.indexed_texts()[:8]
+        texts = [indexed_text(r[1], r[2]) for r in rows]
         stored = collection.embeddings([r[0] for r in rows])
-        fresh = embedder.embed([indexed_text(r[1], r[2]) for r in rows])
-        assert np.min(np.sum(stored * fresh, axis=1)) > 0.999
+        own = float(np.mean(np.sum(stored * embedder.embed(texts), axis=1)))
         hit = collection.all_hits()[0]
         assert Retriever.from_settings(collection, embedder, settings).search(hit.text[:200], k=3)
     other = load_active_embedder(settings, INT8 if embedder.name == FP32 else FP32)
-    assert np.min(np.sum(stored * other.embed([indexed_text(r[1], r[2]) for r in rows]), axis=1)) < 0.9999
+    # Dynamic int8 quantization scales activations per batch, so int8 vectors of the same text differ slightly
+    # with the batch they were embedded in (cosine ~0.997): the stored vectors must be closer to the named
+    # embedder's than to the other one's (int8 vs fp32: ~0.994), not identical.
+    assert own > 0.99 and own > float(np.mean(np.sum(stored * other.embed(texts), axis=1)))
     return embedder.name
 
 
