@@ -160,12 +160,14 @@ def test_kill_twenty_seeds_per_scenario(tmp_path):
 
 
 @pytest.mark.slow  # a real `finetune train` or `finetune export` process pair per seed on the tiny llama
-def test_kill_finetune_train_and_export_twenty_seeds_each(tmp_path):
+def test_kill_finetune_train_and_export_four_seeds_each(tmp_path):
+    """Four seeds each keep CI's run time bounded; the 20-seed figure is
+    `bench/faults.py finetune-kill` (README, Reliability)."""
     pytest.importorskip("peft")
     import fault_finetune
 
-    result = fault_finetune.kills(tmp_path, seeds=20)
-    assert result["runs"] == 40 and result["killed"] >= 30  # a time-mode kill may land after a run ended
+    result = fault_finetune.kills(tmp_path, seeds=4)
+    assert result["runs"] == 8 and result["killed"] >= 5  # a time-mode kill may land after a run ended
     assert result["bad"] == [], json.dumps(result["bad"][:5], indent=1, default=str)
 
 
