@@ -57,7 +57,7 @@ class TrainConfig:
     max_steps: int = 120
     time_budget_min: float | None = None  # if set, max_steps is chosen from measured speed to fit this
     learning_rate: float = 2e-4
-    batch_size: int = 4  # examples per optimizer step (per process); a CPU runs them one at a time, see micro_batches
+    batch_size: int = 4
     grad_accum: int = 1
     max_seq_len: int = 1536
     warmup_steps: int = 5
@@ -235,10 +235,9 @@ def train(config: TrainConfig, settings, resume: bool = False,
                                                 f"steps fit the {config.time_budget_min:g}-minute budget"})
 
     gpu = torch.cuda.is_available()
-    per_device, accumulate = micro_batches(config, gpu)
     args = transformers.TrainingArguments(
-        output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=per_device,
-        per_device_eval_batch_size=per_device, gradient_accumulation_steps=accumulate,
+        output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate, warmup_steps=min(config.warmup_steps, config.max_steps // 10),
         lr_scheduler_type="cosine", logging_steps=config.logging_steps, save_steps=config.save_steps,
         save_total_limit=2, eval_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed,
@@ -301,16 +300,6 @@ def with_lora(model, config: TrainConfig):
                            target_modules=targets, bias="none", task_type="CAUSAL_LM",
                            layers_to_transform=only, layers_pattern="layers" if only else None)
     return peft.get_peft_model(model, lora)
-
-
-def micro_batches(config: TrainConfig, gpu: bool) -> tuple[int, int]:
-    """(examples per forward pass, passes per optimizer step). On a CPU one example per pass, accumulated to the
-    same optimizer step (Trainer normalises the loss over the whole accumulated batch, so training is the same):
-    bench/finetune.py measured 121 tokens/s at 4.6 GB peak RSS that way against 90 tokens/s at 16.9 GB for batches
-    of 4 (no padding, and activations for one sequence instead of four). A GPU wants the wide batch."""
-    if gpu:
-        return config.batch_size, config.grad_accum
-    return 1, config.batch_size * config.grad_accum
 
 
 def measure_speed(model, train_set: list[dict], collator, batch_size: int, passes: int = 3) -> float:
