@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import BadInputError
+from ..filters import parse_where
 from ..retrieve.search import MODES
 from .common import add_collection_flag, add_json_flag, collection_name, console, print_json, settings_from
 
@@ -18,6 +20,9 @@ def _retrieval_flags(p) -> None:
     p.add_argument("--mode", choices=MODES, default=None, help="retriever (default: settings' retrieve_mode)")
     p.add_argument("--top-k", dest="top_k", type=int, default=None, help="chunks to retrieve / give the model")
     p.add_argument("--rerank", action="store_true", help="rescore candidates with the embedding+overlap reranker")
+    p.add_argument("--where", action="append", metavar="FILTER", default=None,
+                   help="search only matching documents: path:GLOB, ext:pdf, modified>2026-01-01 (>=, <, <=, "
+                        ":DATE, :A..B), page:N-M; repeat to combine (same key: OR; different keys: AND)")
 
 
 def _generation_flags(p) -> None:
@@ -49,18 +54,20 @@ def search_cmd(args) -> int:
     from ..runtime import open_collection
 
     settings = settings_from(args)
+    where = parse_where(args.where)  # before loading anything: a typo fails at once
     collection, embedder = open_collection(settings, collection_name(args, settings))
     with collection:
         reranker = EmbeddingOverlapReranker(embedder) if args.rerank else None
         retriever = Retriever.from_settings(collection, embedder, settings, reranker)
         hits = retriever.search(args.query, k=settings.top_k if args.top_k is None else args.top_k,
-                                mode=args.mode or settings.retrieve_mode)
+                                mode=args.mode or settings.retrieve_mode, where=where)
     if args.json:
         print_json([{"rank": i, "score": h.score, "dense": h.dense, "bm25": h.bm25, "path": h.source.path,
                      "page": h.source.page, "heading": h.source.heading, "text": h.text}
                     for i, h in enumerate(hits, 1)])
         return 0
-    table = Table(title=f"{len(hits)} results for {args.query!r}", show_lines=True)
+    scope = f" in {where}" if where else ""
+    table = Table(title=f"{len(hits)} results for {args.query!r}{escape(scope)}", show_lines=True)
     for col in ("#", "score", "source", "text"):
         table.add_column(col, overflow="fold")
     from ..generate.prompts import source_label
@@ -76,8 +83,10 @@ def _engine(args):
     from ..runtime import build_engine
 
     settings = settings_from(args)
+    where = parse_where(args.where)  # before loading models: a typo fails at once
     engine = build_engine(settings, collection_name(args, settings), mode=args.mode, top_k=args.top_k,
                           generator_name=args.generator, rerank=args.rerank)
+    engine.retriever.where = where  # every retrieval of this ask/chat searches only the matching documents
     return engine
 
 
@@ -145,8 +154,9 @@ def chat_cmd(args) -> int:
 
     session = ChatSession(_engine(args))
     if not args.json:
-        console.print("[dim]chat over your documents · /new starts over · /quit or Ctrl-D exits · "
-                      "Ctrl-C stops an answer[/]")
+        scope = f" matching {session.engine.retriever.where}" if session.engine.retriever.where else ""
+        console.print(f"[dim]chat over your documents{escape(scope)} · /new starts over · /where FILTER… changes "
+                      "the filter (/where alone clears it) · /quit or Ctrl-D exits · Ctrl-C stops an answer[/]")
     while True:
         try:
             question = input("\n› " if not args.json else "")
@@ -160,6 +170,14 @@ def chat_cmd(args) -> int:
         if question == "/new":
             session.reset()
             console.print("[dim]new conversation[/]")
+            continue
+        if question == "/where" or question.startswith("/where "):
+            try:
+                session.engine.retriever.where = parse_where(shlex.split(question[len("/where"):]))
+            except (BadInputError, ValueError) as exc:  # a bad filter, or unbalanced quotes (shlex)
+                console.print(f"[red]{escape(str(exc))}[/]")
+                continue
+            console.print(f"[dim]searching {escape(str(session.engine.retriever.where or 'every document'))}[/]")
             continue
         stream = (lambda t: None) if args.json else (lambda t: (sys.stdout.write(t), sys.stdout.flush()))
         try:

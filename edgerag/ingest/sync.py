@@ -138,6 +138,7 @@ class _BatchWriter:
         self.done, self.on_event, self.chunking = done, on_event, chunking
         self.pending: list[_Pending] = []
         self.texts_since_save = 0
+        self.mtimes: dict[str, float] = {}  # file path -> modification time (an attachment has its e-mail's)
 
     def add(self, item: _Pending) -> None:
         self.pending.append(item)
@@ -172,7 +173,8 @@ class _BatchWriter:
         for _attempt in range(3):
             try:
                 self.collection.write_document(p.path, p.content_hash, p.size, p.fmt, p.title, p.chunks,
-                                               p.text_ids, new, chunking=self.chunking)
+                                               p.text_ids, new, chunking=self.chunking,
+                                               modified=self.mtimes.get(parent_of(p.path)))
                 return
             except StaleDuplicates:
                 # Texts this file shared were deleted by an earlier file of the batch: resolve again, embed
@@ -273,7 +275,8 @@ def _sync_files(collection, files, roots, writer, parser, report, done, stamp, c
     sizes: dict[str, int] = {}
     for f in files:
         try:
-            sizes[str(f)] = f.stat().st_size
+            stat = f.stat()
+            sizes[str(f)], writer.mtimes[str(f)] = stat.st_size, stat.st_mtime
             hashes[str(f)] = _sha256(f)
         except OSError as exc:
             done(FileOutcome(str(f), "failed", _os_reason(exc)))
@@ -297,6 +300,8 @@ def _sync_files(collection, files, roots, writer, parser, report, done, stamp, c
         digest = hashes[key]
         existing = collection.document(key)
         if existing and existing.content_hash == digest and existing.chunking == stamp:
+            if existing.modified != writer.mtimes[key]:  # touched, or ingested before times were recorded
+                collection.set_modified(key, writer.mtimes[key])
             done(FileOutcome(key, "unchanged", chunks=existing.n_chunks))
             continue
         if not existing:
@@ -305,6 +310,7 @@ def _sync_files(collection, files, roots, writer, parser, report, done, stamp, c
             if moved:
                 collection.rename_document(moved.path, key)
                 rename_children(collection, moved.path, key)
+                collection.set_modified(key, writer.mtimes[key])
                 done(FileOutcome(key, "renamed", f"from {moved.path}", moved.n_chunks))
                 continue
         if f.suffix.lower() not in SUPPORTED_SUFFIXES:

@@ -15,6 +15,7 @@ finds it; the passage shown and cited is the text alone.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CollectionError
+from ..filters import Where
 from . import dedup
 from .lock import LockBusy, WriteLock
 from .schema import connect
@@ -63,6 +65,7 @@ class DocumentRow:
     n_chunks: int
     ingested_at: str
     chunking: str = ""  # the chunker parameters this document was split with (see sync.chunking_stamp)
+    modified: float | None = None  # the file's modification time (unix seconds); None for records
 
 
 @dataclass
@@ -376,21 +379,24 @@ class Collection:
             out.update(self.hits(ids[start:start + 900]))
         return [out[i] for i in ids if i in out]
 
-    def hits(self, text_ids: list[int]) -> dict[int, TextHit]:
-        """Each text with its first occurrence (lowest document id, then position)."""
+    def hits(self, text_ids: list[int], where: Where | None = None) -> dict[int, TextHit]:
+        """Each text with its first occurrence (lowest document id, then position); with `where`, its first
+        occurrence the filter allows (a text shared by several documents is cited from an allowed one)."""
         if not text_ids:
             return {}
+        clause, params = self._where_sql(where)
         q = f"""SELECT t.id AS text_id, coalesce(c.own_text, t.text) AS text, d.path, c.page, c.heading, c.start, c.end, d.id AS doc_id
                 FROM texts t JOIN chunks c ON c.text_id = t.id JOIN documents d ON d.id = c.doc_id
-                WHERE t.id IN ({','.join('?' * len(text_ids))}) ORDER BY d.id, c.ord"""
+                WHERE t.id IN ({','.join('?' * len(text_ids))}) AND {clause} ORDER BY d.id, c.ord"""
         out: dict[int, TextHit] = {}
-        for r in self.conn.execute(q, list(text_ids)):
+        for r in self.conn.execute(q, list(text_ids) + params):
             out.setdefault(r["text_id"], TextHit(**dict(r)))
         return out
 
-    def bm25(self, query: str, k: int) -> list[tuple[int, float]]:
-        """[(text_id, score)] best first; score is FTS5's -bm25 (higher is better), from the derived keyword index."""
-        return self.keywords.search(query, k)
+    def bm25(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """[(text_id, score)] best first; score is FTS5's -bm25 (higher is better), from the derived keyword index.
+        `allowed` (sorted text ids, from allowed_texts): only those are scored."""
+        return self.keywords.search(query, k, allowed)
 
     def fts5_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
         """The same ranking straight from FTS5, the record of truth (query terms OR-ed): the reference the keyword
@@ -404,8 +410,64 @@ class Collection:
             (match, k))
         return [(r[0], -r[1]) for r in rows]
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return self.vectors.search(vector, k)
+    def dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """[(text_id, cosine)] best first; with `allowed` (sorted text ids), only those."""
+        return self.vectors.search(vector, k, allowed)
+
+    # -- metadata filters (filters.py parses them; this is their one translation to SQL) ---------------------
+    def allowed_texts(self, where: Where) -> np.ndarray:
+        """The ids (sorted int64) of the texts occurring in a chunk the filter allows: what retrieval may search."""
+        clause, params = self._where_sql(where)
+        rows = self.conn.execute(f"SELECT DISTINCT c.text_id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                 f"WHERE {clause}", params).fetchall()
+        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+
+    def filter_facts(self) -> dict:
+        """What a filter could match, for the message when one matches nothing: documents per extension, the range
+        of modification times, whether any chunk has a page."""
+        self._register_filter_functions()
+        exts: dict[str, int] = {}
+        for ext, n in self.conn.execute("SELECT edgerag_ext(path), count(*) FROM documents GROUP BY 1 ORDER BY 2 DESC"):
+            exts[ext or "(none)"] = n
+        lo, hi = self.conn.execute("SELECT min(m), max(m) FROM (SELECT coalesce(modified, edgerag_mtime(path)) AS m "
+                                   "FROM documents)").fetchone()
+        paged = self.conn.execute("SELECT 1 FROM chunks WHERE page IS NOT NULL LIMIT 1").fetchone() is not None
+        return {"documents": sum(exts.values()), "exts": exts, "modified": (lo, hi), "paged": paged}
+
+    def _where_sql(self, where: Where | None) -> tuple[str, list]:
+        """A filter as a WHERE clause over chunks `c` joined to documents `d`, and its parameters."""
+        if not where:
+            return "1", []
+        self._register_filter_functions()
+        parts, params = [], []
+        if where.paths:
+            parts.append("(" + " OR ".join("edgerag_regexp(?, d.path)" for _ in where.paths) + ")")
+            params += list(where.path_regexes)
+        if where.exts:
+            parts.append(f"edgerag_ext(d.path) IN ({','.join('?' * len(where.exts))})")
+            params += list(where.exts)
+        for op, when in where.modified:
+            # A file ingested before the column existed has NULL until the next ingest: read its time now.
+            parts.append(f"coalesce(d.modified, edgerag_mtime(d.path)) {op} ?")
+            params.append(when)
+        if where.pages:
+            parts.append("(" + " OR ".join("c.page BETWEEN ? AND ?" for _ in where.pages) + ")")
+            params += [p for pair in where.pages for p in pair]
+        return " AND ".join(parts), params
+
+    def _register_filter_functions(self) -> None:
+        if getattr(self, "_filter_functions", False):
+            return
+        compiled: dict[str, re.Pattern] = {}
+
+        def regexp(pattern: str, path: str) -> bool:
+            rx = compiled.get(pattern) or compiled.setdefault(pattern, re.compile(pattern))
+            return rx.search(path) is not None
+
+        self.conn.create_function("edgerag_regexp", 2, regexp, deterministic=True)
+        self.conn.create_function("edgerag_ext", 1, _extension, deterministic=True)
+        self.conn.create_function("edgerag_mtime", 1, _file_mtime)
+        self._filter_functions = True
 
     # -- writing -------------------------------------------------------------------------------------------
     def _simhash_index(self) -> dedup.SimhashIndex:
@@ -439,7 +501,7 @@ class Collection:
 
     def write_document(self, path: str, content_hash: str, size: int, fmt: str, title: str | None,
                        chunks: list[ChunkRecord], text_ids: list[int | None], new_vectors: dict[int, np.ndarray],
-                       chunking: str = "") -> int:
+                       chunking: str = "", modified: float | None = None) -> int:
         """Replace whatever `path` held with these chunks, in one transaction.
 
         text_ids[i] is the stored text chunk i duplicates, or None; new_vectors maps the index i of each new text
@@ -463,8 +525,9 @@ class Collection:
                 old_text_ids = [r[0] for r in self.conn.execute("SELECT text_id FROM chunks WHERE doc_id = ?", (old[0],))]
                 self.conn.execute("DELETE FROM documents WHERE id = ?", (old[0],))
             cur = self.conn.execute(
-                "INSERT INTO documents (path, content_hash, size, format, title, n_chunks, ingested_at, chunking) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, content_hash, size, fmt, title, len(chunks), _now(), chunking))
+                "INSERT INTO documents (path, content_hash, size, format, title, n_chunks, ingested_at, chunking, "
+                "modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, content_hash, size, fmt, title, len(chunks), _now(), chunking, modified))
             doc_id = cur.lastrowid
             resolved = list(text_ids)
             for i, chunk in enumerate(chunks):
@@ -500,6 +563,15 @@ class Collection:
         self.keywords.add(keyword_rows)
         self.keywords.delete(orphans)
         return doc_id
+
+    def set_modified(self, path: str, modified: float | None) -> None:
+        """Record a file's modification time, and its attachments' (an unchanged or renamed file whose time
+        changed; documents ingested before the column existed)."""
+        self.acquire_write_lock()
+        prefix = path + "::"
+        with self._txn():
+            self.conn.execute("UPDATE documents SET modified = ? WHERE path = ? OR substr(path, 1, ?) = ?",
+                              (modified, path, len(prefix), prefix))
 
     def rename_document(self, old_path: str, new_path: str) -> None:
         self.acquire_write_lock()
@@ -594,6 +666,22 @@ class Collection:
                 if path not in out[text_id]:
                     out[text_id].append(path)
         return out
+
+
+def _extension(path: str) -> str:
+    """Lower-case extension of a stored path's last name (an attachment `mail.eml::a.pdf` is a pdf)."""
+    name = path.rsplit("::", 1)[-1].rsplit("/", 1)[-1]
+    return name.rpartition(".")[2].lower() if "." in name.lstrip(".") else ""
+
+
+def _file_mtime(path: str) -> float | None:
+    """The modification time of the file a stored path came from (its e-mail, for an attachment), or None."""
+    if "://" in path:
+        return None  # a record, not a file
+    try:
+        return os.stat(path.split("::", 1)[0]).st_mtime
+    except (OSError, ValueError):
+        return None
 
 
 def _now() -> str:

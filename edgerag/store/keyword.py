@@ -104,8 +104,10 @@ class KeywordIndex:
         return len(self.ids)
 
     # -- queries -------------------------------------------------------------------------------------------
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """[(text_id, bm25 score)] best first (higher is better), texts matching at least one query term."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """[(text_id, bm25 score)] best first (higher is better), texts matching at least one query term; with
+        `allowed` (sorted text ids, a metadata filter), only those. Scores stay the collection's (idf and average
+        length over all texts), so a filter changes which texts compete, never a text's score."""
         if k <= 0 or not len(self.ids):
             return []
         data, rows, indptr = self._score_matrix()  # first: rebuilding it may renumber the vocabulary
@@ -116,6 +118,8 @@ class KeywordIndex:
         hit_rows = np.concatenate([rows[a:b] for a, b in spans])
         scores = np.bincount(hit_rows, weights=np.concatenate([data[a:b] for a, b in spans]), minlength=len(self.ids))
         found = np.flatnonzero(scores > 0)
+        if allowed is not None:
+            found = found[np.isin(self.ids[found], allowed)]
         if len(found) > k:
             found = found[np.argpartition(-scores[found], k - 1)[:k]]
         found = found[np.lexsort((self.ids[found], -scores[found]))]  # ties: lower id first, as FTS5's scan

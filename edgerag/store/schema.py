@@ -76,6 +76,9 @@ MIGRATIONS: list[str] = [
     END;
     INSERT INTO texts_fts(texts_fts) VALUES ('rebuild');
     """,
+    # 4: the file's modification time (unix seconds; NULL for records, and for files until the next ingest sees
+    # them), for `--where modified>DATE` filters
+    "ALTER TABLE documents ADD COLUMN modified REAL;",
 ]
 
 

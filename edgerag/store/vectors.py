@@ -16,6 +16,11 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+# A filter allowing at most this many texts is searched exactly (their vectors times the query) instead of through
+# the graph with hnswlib's filter callback, which must visit many disallowed nodes (a Python call each) to
+# collect k allowed ones. Measured by bench/filters.py; exact is also exact, where HNSW is approximate.
+EXACT_SCAN_MAX = 2048
+
 
 class HnswVectors:
     def __init__(self, path: Path, dim: int, m: int = 16, ef_construction: int = 200, ef_search: int = 128):
@@ -89,11 +94,13 @@ class HnswVectors:
             except RuntimeError:
                 pass  # already deleted, or never added (file lagging SQLite): nothing to do
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """[(label, cosine similarity)] best first."""
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """[(label, cosine similarity)] best first; with `allowed` (labels), only those."""
         live = len(self._live) if self._live is not None else self.index.get_current_count()
         if live == 0 or k <= 0:
             return []
+        if allowed is not None:
+            return self._search_allowed(query, k, allowed)
         k = min(k, live)
         self.index.set_ef(max(self.ef_search, k))
         try:
@@ -102,6 +109,35 @@ class HnswVectors:
             # Fewer live elements than k (many deletions): ask for fewer.
             labels, distances = self._search_shrinking(query, k)
         return [(int(l), float(1.0 - d)) for l, d in zip(labels[0], distances[0])]
+
+    def _search_allowed(self, query: np.ndarray, k: int, allowed: np.ndarray) -> list[tuple[int, float]]:
+        if len(allowed) <= EXACT_SCAN_MAX:
+            return self._exact(query, k, allowed)
+        allowed_set = set(allowed.tolist())
+        k = min(k, len(allowed_set))
+        self.index.set_ef(max(self.ef_search, k))
+        try:
+            # hnswlib keeps exploring until it holds ef allowed candidates, so a filter keeping 1% still yields k
+            labels, distances = self.index.knn_query(np.asarray(query, dtype=np.float32).reshape(1, -1), k=k,
+                                                     filter=allowed_set.__contains__)
+        except RuntimeError:
+            # Fewer than k allowed labels reachable (allowed texts the file does not hold yet, or a graph region
+            # cut off by deletions): the exact scan finds all there are.
+            return self._exact(query, k, allowed)
+        return [(int(l), float(1.0 - d)) for l, d in zip(labels[0], distances[0])]
+
+    def _exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> list[tuple[int, float]]:
+        """Cosine with every allowed vector the file holds (hnswlib stores them normalised), best k."""
+        if self._live is None:
+            self.live_labels()
+        labels = [label for label in allowed.tolist() if label in self._live]
+        if not labels:
+            return []
+        vectors = np.asarray(self.index.get_items(labels), dtype=np.float32)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        sims = vectors @ (q / max(float(np.linalg.norm(q)), 1e-12))
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(labels[i], float(sims[i])) for i in top]
 
     def _search_shrinking(self, query, k):
         while k > 1:
