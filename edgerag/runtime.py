@@ -23,14 +23,19 @@ def hnsw_params(settings: Settings) -> dict:
             "hnsw_ef_search": settings.hnsw_ef_search}
 
 
+def collection_embedder(settings: Settings, name: str) -> str | None:
+    """The embedder collection `name` answers with: the one its vectors were made with when that model is in the
+    store (an embedder adapted to this collection), else None (the active one)."""
+    recorded = recorded_embedder(settings.collections_dir, name)
+    return recorded if recorded and ModelStore(settings.models_dir).exists(recorded) else None
+
+
 def open_collection(settings: Settings, name: str, create: bool = False,
                     embedder: OnnxEmbedder | None = None) -> tuple[Collection, OnnxEmbedder]:
     """The collection and its embedder: the one its vectors were made with when that model is in the store (an
     embedder adapted to this collection, `edgerag embedder`), else the active one; checked on opening."""
     if embedder is None:
-        recorded = recorded_embedder(settings.collections_dir, name)
-        own = recorded if recorded and ModelStore(settings.models_dir).exists(recorded) else None
-        embedder = load_active_embedder(settings, own)
+        embedder = load_active_embedder(settings, collection_embedder(settings, name))
     collection = Collection.open(settings.collections_dir, name, embedder_id(settings, embedder),
                                  create=create, hnsw=hnsw_params(settings))
     return collection, embedder

@@ -196,6 +196,45 @@ def test_watch_retries_while_another_writer_holds_the_collection(settings, tmp_p
         w.stop()
 
 
+def test_watch_syncs_an_adapted_collection_with_its_own_embedder_across_promote_and_rollback(settings, tmp_path):
+    """A collection promoted to another embedder (`edgerag embedder promote`) keeps syncing with that embedder,
+    not the active one; a rollback between two syncs is followed by the next sync."""
+    from edgerag.embedtune.swap import promote, rollback
+    from edgerag.models import ModelStore
+
+    store = ModelStore(settings.models_dir)
+    active = store.active_name("embedder")
+    other = next(m.name for m in store.list() if m.kind == "embedder" and m.format == "onnx" and m.name != active)
+    folder = tmp_path / "docs"
+    shutil.copytree(SAMPLES, folder)
+    ingest(settings, [folder], "default")
+    promote(settings, "default", other)
+
+    def check(expected: str, query: str, path: Path) -> None:
+        col, embedder = open_collection(settings, "default")
+        with col:
+            assert col.problems() == [] and col.embedder_name == embedder.name == expected
+            hits = col.hits([t for t, _ in col.dense(embedder.embed([query])[0], 3)]).values()
+            assert str(path) in {h.path for h in hits}  # the new text's vector is the collection embedder's
+
+    w = Watcher(settings, folder)
+    try:
+        assert w.next_sync().report.summary["unchanged"] == 3  # before the fix: refused, retried for ever
+        manual = folder / "aurora-k3-manual.md"
+        manual.write_text(manual.read_text().replace("two-year", "five-year"))
+        assert _changed(w.next_sync()) == {("aurora-k3-manual.md", "updated")}
+        check(other, "five-year warranty on the grinder", manual)
+        assert store.active_name("embedder") == active  # the watcher switched nothing
+
+        rollback(settings, "default")  # between two syncs (the watcher holds the write lock only while syncing)
+        note = folder / "pilot.txt"
+        note.write_text("The harbour pilot boards incoming ships at buoy seven, weather permitting.")
+        assert _changed(w.next_sync()) == {("pilot.txt", "added")}
+        check(active, "where does the harbour pilot board", note)
+    finally:
+        w.stop()
+
+
 def _xquad_folder(tmp_path, n):
     data = json.loads(shared("qa", "xquad_en", "xquad.en.json").read_text())
     paragraphs = [p["context"] for a in data["data"] for p in a["paragraphs"]][:n]

@@ -79,14 +79,27 @@ def watch(settings: Settings, paths: list[Path], collection_name: str,
     from watchfiles import watch as fs_watch
 
     from ..embed import load_active_embedder
-    from ..runtime import open_collection
+    from ..runtime import collection_embedder, open_collection
 
     discover(paths)  # a missing path is an error before anything starts
     roots = [Path(p).expanduser().resolve() for p in paths]
-    embedder = load_active_embedder(settings)  # loaded once: a sync after a change should start at once
+    # Loaded once, so a sync after a change starts at once; by name, because the collection's embedder is the one
+    # its vectors were made with (an adapted embedder after `edgerag embedder promote`), and a promotion or rollback
+    # between two syncs changes it: each sync asks again and loads the new one only then.
+    loaded: dict[str | None, object] = {}
+
+    def embedder_for_collection():
+        name = collection_embedder(settings, collection_name)
+        if name not in loaded:
+            loaded.clear()
+            loaded[name] = load_active_embedder(settings, name)
+        return loaded[name]
+
+    embedder_for_collection()  # a missing or broken model is an error before anything starts
 
     def run(initial: bool = False) -> bool:
         try:
+            embedder = embedder_for_collection()
             collection, _ = open_collection(settings, collection_name, create=True, embedder=embedder)
             with collection:
                 report = sync(collection, embedder, paths, settings.chunk_tokens, settings.chunk_overlap,
