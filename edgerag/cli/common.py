@@ -26,6 +26,13 @@ def progress_bars(disable: bool = False, remaining: bool = True) -> Progress:
     return Progress(*columns, console=err_console, disable=disable, transient=False)
 
 
+def print_event(event: dict) -> None:
+    """One progress event as a JSON line on stdout, flushed at once: the `--events-jsonl -` output the TUI reads
+    from its child processes (finetune, embedder)."""
+    sys.stdout.write(json.dumps(event, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def settings_from(args) -> Settings:
     """Settings with only the flags the user actually typed applied on top (unset flags are None)."""
     names = {f.name for f in dataclasses.fields(Settings)}

@@ -7,45 +7,34 @@ The work lives in edgerag.embedtune (torch loads only in train/export/run). Stag
 
 from __future__ import annotations
 
-import json
-import sys
+import functools
 from pathlib import Path
 
 from ..errors import BadInputError
-from .common import add_collection_flag, add_json_flag, console, err_console, print_json, progress_bars, settings_from
+from .common import (add_collection_flag, add_json_flag, collection_name, console, err_console, print_event, print_json,
+                     progress_bars, settings_from)
 
 
 def register(sub) -> None:
     group = sub.add_parser("embedder", help="adapt the embedder to a collection (data, train, export, gate, promote)")
     cmds = group.add_subparsers(dest="embedder_command", metavar="STEP")
 
-    p = cmds.add_parser("data", help="pseudo-queries with hybrid-retriever teacher scores (starts a run)")
-    add_collection_flag(p)
-    _data_flags(p)
-    _run_flags(p, new=True)
-    p.set_defaults(func=lambda a: _stage(a, "data"))
-
-    p = cmds.add_parser("train", help="train the student on a run's data (listwise distillation by default)")
-    _train_flags(p)
-    _run_flags(p)
-    p.set_defaults(func=lambda a: _stage(a, "train"))
-
-    p = cmds.add_parser("export", help="ONNX int8 export of a run's student into the models store")
-    p.add_argument("--name", default=None, help="store name of the adapted embedder")
-    _run_flags(p)
-    p.set_defaults(func=lambda a: _stage(a, "export"))
-
-    p = cmds.add_parser("gate", help="candidate vs current embedder on held-out pseudo-queries (and --beir)")
-    _gate_flags(p)
-    _run_flags(p)
-    p.set_defaults(func=lambda a: _stage(a, "gate"))
+    # The stage commands: their own flags, then the run folder's (`data` starts a run, the others continue one).
+    for stage, help_text, flag_groups in (
+            ("data", "pseudo-queries with hybrid-retriever teacher scores (starts a run)", (add_collection_flag,
+                                                                                           _data_flags)),
+            ("train", "train the student on a run's data (listwise distillation by default)", (_train_flags,)),
+            ("export", "ONNX int8 export of a run's student into the models store", (_name_flag,)),
+            ("gate", "candidate vs current embedder on held-out pseudo-queries (and --beir)", (_gate_flags,))):
+        p = cmds.add_parser(stage, help=help_text)
+        for add_flags in flag_groups:
+            add_flags(p)
+        _run_flags(p, new=stage == "data")
+        p.set_defaults(func=functools.partial(_stage, stage=stage))
 
     p = cmds.add_parser("run", help="the whole loop: data, train, export, gate, and with --promote, reindex")
-    add_collection_flag(p)
-    _data_flags(p)
-    _train_flags(p)
-    _gate_flags(p)
-    p.add_argument("--name", default=None, help="store name of the adapted embedder")
+    for add_flags in (add_collection_flag, _data_flags, _train_flags, _gate_flags, _name_flag):
+        add_flags(p)
     p.add_argument("--promote", action="store_true", help="reindex the collection with the candidate if the gate "
                    "finds it not worse anywhere")
     p.add_argument("--force", action="store_true", help="with --promote: promote even if the gate says worse")
@@ -85,6 +74,10 @@ def _train_flags(p) -> None:
                    help="PyTorch folder of the embedder to adapt, when the store does not know it")
 
 
+def _name_flag(p) -> None:
+    p.add_argument("--name", default=None, help="store name of the adapted embedder")
+
+
 def _gate_flags(p) -> None:
     p.add_argument("--beir", type=Path, default=None, metavar="DIR_OR_ZIP", help="also gate on a labelled BEIR set")
     p.add_argument("--beir-limit", type=int, default=None, help="evaluate a random N of its queries")
@@ -107,8 +100,7 @@ class _Progress:
 
     def __call__(self, event: dict) -> None:
         if self.jsonl:
-            sys.stdout.write(json.dumps(event, default=str) + "\n")
-            sys.stdout.flush()
+            print_event(event)
             return
         kind = event.get("event")
         if kind in ("stage", "embed"):
@@ -132,14 +124,21 @@ class _Progress:
         self.bars.__exit__(*exc)
 
 
-def _options(args, collection: str | None, settings):
+# The flags that become EmbedRunOptions fields; a stage command continuing a run may change those after the data.
+_DATA_FIELDS = ("max_queries", "negatives", "generator_seconds", "seed")
+_LATER_FIELDS = ("loss", "epochs", "max_steps", "batch_size", "lr", "max_seq_length", "base_weights", "beir",
+                 "beir_limit", "name")
+
+
+def _given(args, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def _options(args, settings):
     from ..embedtune.pipeline import EmbedRunOptions
 
-    fields = {k: getattr(args, k) for k in ("max_queries", "negatives", "generator_seconds", "seed", "loss",
-                                            "epochs", "max_steps", "batch_size", "lr", "max_seq_length",
-                                            "base_weights", "beir", "beir_limit", "name")
-              if getattr(args, k, None) is not None}
-    return EmbedRunOptions(collection=collection or settings.default_collection, run_dir=args.run_dir, **fields)
+    return EmbedRunOptions(collection=collection_name(args, settings), run_dir=args.run_dir,
+                           **_given(args, _DATA_FIELDS + _LATER_FIELDS))
 
 
 def _stage(args, stage: str) -> int:
@@ -147,16 +146,11 @@ def _stage(args, stage: str) -> int:
     from ..logs import route_library_logs
 
     settings = settings_from(args)
-    if stage != "data":
-        route_library_logs(settings, "embedder")
     if stage == "data":
-        opts, continuing = _options(args, args.collection, settings), False
+        opts, continuing = _options(args, settings), False
     else:
-        run_dir = args.run_dir or latest_run(settings)
-        overrides = {k: getattr(args, k, None) for k in ("loss", "epochs", "max_steps", "batch_size", "lr",
-                                                         "max_seq_length", "base_weights", "beir", "beir_limit",
-                                                         "name")}
-        opts, continuing = load_options(run_dir, **overrides), True
+        route_library_logs(settings, "embedder")
+        opts, continuing = load_options(args.run_dir or latest_run(settings), **_given(args, _LATER_FIELDS)), True
     with _Progress(args) as progress:
         outcome = run_embedder_loop(settings, opts, emit=progress, stop_after=stage, continuing=continuing)
     return _report(args, outcome)
@@ -170,10 +164,15 @@ def run_cmd(args) -> int:
         raise BadInputError("--json and --events-jsonl - both write stdout: choose one")
     settings = settings_from(args)
     route_library_logs(settings, "embedder")
-    opts = _options(args, args.collection, settings)
+    opts = _options(args, settings)
     opts.promote, opts.force = args.promote, args.force
     with _Progress(args) as progress:
-        outcome = run_embedder_loop(settings, opts, resume=args.resume, emit=progress)
+        try:
+            outcome = run_embedder_loop(settings, opts, resume=args.resume, emit=progress)
+        except Exception as exc:  # the TUI shows the message (the CLI's error line goes to stderr as ever)
+            if progress.jsonl:
+                print_event({"event": "error", "message": str(exc)})
+            raise
     return _report(args, outcome)
 
 
@@ -183,8 +182,8 @@ def _report(args, outcome) -> int:
                     "promoted": outcome.promoted, "timings": outcome.timings})
         return 0
     if getattr(args, "events_jsonl", None) == "-":
-        sys.stdout.write(json.dumps({"event": "outcome", "run_dir": str(outcome.run_dir), "candidate":
-                                     outcome.candidate, "promoted": outcome.promoted}) + "\n")
+        print_event({"event": "outcome", "run_dir": str(outcome.run_dir), "candidate": outcome.candidate,
+                     "promoted": outcome.promoted, "checks": outcome.gate.get("checks", {})})
         return 0
     console.print(f"run: {outcome.run_dir}")
     if outcome.candidate:
@@ -204,8 +203,7 @@ def promote_cmd(args) -> int:
     from ..embedtune.swap import promote
 
     settings = settings_from(args)
-    name = args.collection or settings.default_collection
-    result = promote(settings, name, args.model)
+    result = promote(settings, collection_name(args, settings), args.model)
     return _switched(args, result)
 
 
@@ -213,7 +211,7 @@ def rollback_cmd(args) -> int:
     from ..embedtune.swap import rollback
 
     settings = settings_from(args)
-    result = rollback(settings, args.collection or settings.default_collection)
+    result = rollback(settings, collection_name(args, settings))
     return _switched(args, result)
 
 

@@ -7,16 +7,15 @@ otherwise rich draws them.
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 from pathlib import Path
 
 from rich.table import Table
 
 from ..errors import BadInputError
 from ..logs import route_library_logs
-from .common import add_collection_flag, add_json_flag, console, err_console, print_json, progress_bars, settings_from
+from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
+                     settings_from)
 
 
 # `finetune run` defaults sized for a 2-core CPU so that the whole loop (data, training, export, gate) stays
@@ -141,8 +140,7 @@ class _Printer:
 
     def __call__(self, event: dict) -> None:
         if self.jsonl:
-            sys.stdout.write(json.dumps(event, default=str) + "\n")
-            sys.stdout.flush()
+            print_event(event)
             return
         kind = event.get("event")
         if kind == "step":

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
 from ..errors import BadInputError
+from ..finetune import run_folder
 from ..models import ModelStore
 
 Emit = Callable[[dict], None]
@@ -62,31 +63,11 @@ def runs_root(settings: Settings) -> Path:
 
 
 def _record(opts: EmbedRunOptions) -> dict:
-    out = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
-    for volatile in ("run_dir", "promote", "force"):
-        out.pop(volatile)
-    return out
+    return run_folder.options_record(opts, volatile=("run_dir", "promote", "force"))
 
 
 def start_run(settings: Settings, opts: EmbedRunOptions, resume: bool) -> Path:
-    run_dir = Path(opts.run_dir) if opts.run_dir else None
-    if resume:
-        if run_dir is None:
-            runs = sorted(p for p in runs_root(settings).glob("*") if (p / "options.json").is_file())
-            if not runs:
-                raise BadInputError(f"no embedder run to resume in {runs_root(settings)}")
-            run_dir = runs[-1]
-        saved = json.loads((run_dir / "options.json").read_text(encoding="utf-8"))
-        if saved != _record(opts):
-            changed = sorted(k for k in saved if saved.get(k) != _record(opts).get(k))
-            raise BadInputError(f"{run_dir}: --resume needs the same options (different: {', '.join(changed)})")
-        return run_dir
-    run_dir = run_dir or runs_root(settings) / time.strftime("%Y%m%d-%H%M%S")
-    if (run_dir / "options.json").exists():
-        raise BadInputError(f"{run_dir} already holds a run: pass --resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "options.json").write_text(json.dumps(_record(opts), indent=2) + "\n", encoding="utf-8")
-    return run_dir
+    return run_folder.open_run(runs_root(settings), opts.run_dir, _record(opts), resume, "embedder run")
 
 
 def make_data(settings: Settings, opts: EmbedRunOptions, out_dir: Path, emit: Emit = lambda e: None):
@@ -132,15 +113,13 @@ def load_options(run_dir: Path, **overrides) -> EmbedRunOptions:
     for key, value in overrides.items():
         if value is not None:
             setattr(opts, key, value)
-    path.write_text(json.dumps(_record(opts), indent=2) + "\n", encoding="utf-8")
+    run_folder.save_options(Path(run_dir), _record(opts))
     return opts
 
 
 def latest_run(settings: Settings) -> Path:
-    runs = sorted(p for p in runs_root(settings).glob("*") if (p / "options.json").is_file())
-    if not runs:
-        raise BadInputError(f"no embedder run in {runs_root(settings)}: start one with `edgerag embedder data`")
-    return runs[-1]
+    return run_folder.latest_run(runs_root(settings), f"no embedder run in {runs_root(settings)}: start one with "
+                                 "`edgerag embedder data`")
 
 
 def run_embedder_loop(settings: Settings, opts: EmbedRunOptions, resume: bool = False,

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
+from . import run_folder
 from .data import _write_atomic
 
 Emit = Callable[[dict], None]
@@ -72,39 +73,18 @@ def runs_root(settings: Settings) -> Path:
 
 
 def latest_run(settings: Settings) -> Path:
-    runs = sorted(p for p in runs_root(settings).glob("*") if (p / "options.json").is_file())
-    if not runs:
-        raise BadInputError(f"no finetuning run to resume in {runs_root(settings)}")
-    return runs[-1]
+    return run_folder.latest_run(runs_root(settings), f"no finetuning run to resume in {runs_root(settings)}")
 
 
 def _options_record(opts: FinetuneOptions) -> dict:
-    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
-    record["quants"] = list(opts.quants)
-    for volatile in ("resume", "run_dir", "promote", "force"):
-        record.pop(volatile)
-    return record
+    return run_folder.options_record(opts, volatile=("resume", "run_dir", "promote", "force"))
 
 
 def _start(settings: Settings, opts: FinetuneOptions) -> Path:
-    if opts.resume:
-        run_dir = Path(opts.run_dir) if opts.run_dir else latest_run(settings)
-        saved = json.loads((run_dir / "options.json").read_text()) if (run_dir / "options.json").is_file() else None
-        if saved is None:
-            raise BadInputError(f"{run_dir}: not a finetuning run (no options.json)")
-        if saved != _options_record(opts):
-            changed = sorted(k for k in saved if saved.get(k) != _options_record(opts).get(k))
-            raise BadInputError(f"{run_dir}: --resume needs the same options as the interrupted run "
-                                f"(different: {', '.join(changed)})")
-        return run_dir
-    if (opts.collection is None) == (opts.data is None):
+    if not opts.resume and (opts.collection is None) == (opts.data is None):
         raise BadInputError("give either --collection (synthesize data) or --data FILE.jsonl")
-    run_dir = Path(opts.run_dir) if opts.run_dir else runs_root(settings) / time.strftime("%Y%m%d-%H%M%S")
-    if (run_dir / "options.json").exists():
-        raise BadInputError(f"{run_dir} already holds a run: pass --resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "options.json", json.dumps(_options_record(opts), indent=2) + "\n")
-    return run_dir
+    return run_folder.open_run(runs_root(settings), opts.run_dir, _options_record(opts), opts.resume,
+                               "finetuning run")
 
 
 def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max_examples: int,
