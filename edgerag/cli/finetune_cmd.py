@@ -36,8 +36,10 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
                              + (f" (default {budget_default:g})" if budget_default else ""))
     budget.add_argument("--steps", type=int, default=None, help="a fixed number of optimizer steps instead")
     p.add_argument("--lr", type=float, default=3e-4, help="learning rate")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-seq-len", type=int, default=1536)
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="examples per step (0 = for this machine: 4 on a CPU, from GPU memory on CUDA)")
+    p.add_argument("--max-seq-len", type=int, default=0,
+                   help="longer examples are left out (0 = for this machine: 1536, shorter on a small GPU)")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="trade speed for memory (off by default: not needed for small models)")
     p.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")

@@ -72,6 +72,10 @@ class TrainConfig:
             self.bits = default_bits()
         if self.bits not in (4, 16, 32):
             raise BadInputError(f"bits must be 4, 16 or 32 (0: the default for this machine), not {self.bits}")
+        if self.batch_size == 0 or self.max_seq_len == 0:  # 0 = chosen for this machine's memory (sizing.py)
+            from .sizing import choose_for_device
+            self.batch_size, self.max_seq_len = choose_for_device(self.base, self.batch_size, self.max_seq_len,
+                                                                  self.bits)
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise BadInputError(f"time budget must be positive minutes, not {self.time_budget_min}")
         if self.lora_layers < 0:
