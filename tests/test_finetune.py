@@ -240,6 +240,53 @@ def test_killed_training_resumes_to_the_same_loss(tiny_home):
     assert np.allclose([x[1] for x in history("killed")], [x[1] for x in history("straight")], rtol=1e-3)
 
 
+@pytest.fixture(scope="module")
+def small_home(tmp_path_factory):
+    """A tiny llama with a 600-token vocabulary (tests/tinyarch.py): loads in a second, for tests that train
+    several runs."""
+    from tinyarch import make_arch_gguf
+
+    home = tmp_path_factory.mktemp("small-home")
+    examples = chat_examples(12)
+    texts = [m["content"] for e in examples for m in e["messages"]]
+    import_model(ModelStore(home / "models"), make_arch_gguf("llama", home / "tiny.gguf", texts), name="tiny")
+    (home / "chats").mkdir()
+    (home / "chats" / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
+    return home
+
+
+def test_a_run_resumed_in_a_later_epoch_equals_the_uninterrupted_one(small_home, tmp_path, monkeypatch):
+    """12 examples in steps of 4 (on a CPU: one example per forward pass, accumulated): 3 steps an epoch. A run
+    stopped at step 5 resumes in the middle of epoch 1, where the data order, the dropout RNG and the micro-batch
+    split must all be what the uninterrupted run had (the kill suite found epoch 1 reshuffled differently)."""
+    from safetensors.numpy import load_file
+
+    from edgerag.finetune.train import TrainConfig, TrainingStopped, request_stop, train
+
+    monkeypatch.setenv("EDGERAG_HOME", str(small_home))
+    tiny_settings = load_settings(threads=2)
+
+    def config(out: str) -> TrainConfig:
+        return TrainConfig(base="tiny", train_file=str(small_home / "chats" / "train.jsonl"),
+                           out_dir=str(tmp_path / out), bits=32, lora_r=4, lora_alpha=8, max_steps=6,
+                           learning_rate=1e-2, batch_size=4, save_steps=2, warmup_steps=0)
+
+    straight = train(config("straight"), tiny_settings)
+
+    def stop_at_step_4(event: dict) -> None:  # seen at the end of step 5, which is then checkpointed
+        if event["event"] == "step" and event["step"] == 4:
+            request_stop()
+
+    with pytest.raises(TrainingStopped, match="stopped at step 5"):
+        train(config("stopped"), tiny_settings, on_event=stop_at_step_4)
+    (tmp_path / "stopped" / "train_config.json").write_text('{"base": "ti')  # torn by a kill: restored on resume
+    resumed = train(config("stopped"), tiny_settings, resume=True)
+    assert [s for s, _ in resumed.losses] == [1, 2, 3, 4, 5, 6]
+    assert np.allclose([x for _, x in resumed.losses], [x for _, x in straight.losses], rtol=1e-4)
+    want, got = (load_file(str(r.adapter_dir / "adapter_model.safetensors")) for r in (straight, resumed))
+    assert set(got) == set(want) and all(np.allclose(got[k], want[k], rtol=1e-4, atol=1e-6) for k in want)
+
+
 def test_resume_with_other_options_is_refused(tiny_home):
     chats = tiny_home / "chats" / "train.jsonl"
     env = {**os.environ, "EDGERAG_HOME": str(tiny_home)}

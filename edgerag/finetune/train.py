@@ -11,8 +11,9 @@ Order of work (read top to bottom):
 4. With `time_budget_min`, a few timed forward/backward passes on the real data fix `max_steps` so training ends
    in about that time. Trainer checkpoints every `save_steps`; a callback turns its logs into events (step, loss,
    tokens/s, ETA) for the CLI and the TUI.
-5. `resume=True` continues from the newest checkpoint (optimizer, scheduler, RNG and data order restored), so a
-   killed run reaches the same final loss as an uninterrupted one.
+5. `resume=True` continues from the newest whole checkpoint (optimizer, scheduler and RNG restored; the data
+   order is a function of seed and epoch), so a killed run reaches the same loss history and adapter as an
+   uninterrupted one.
 6. The adapter, the loss history and a loss-curve PNG are written to the run folder.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from ..errors import BadInputError, EdgeragError, require
 from . import distributed
 from .archs import arch_for_hf_type
-from .data import read_jsonl
+from .data import _write_atomic, read_jsonl
 
 _STOP = threading.Event()
 
@@ -90,7 +91,7 @@ class TrainConfig:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "train_config.json").write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        _write_atomic(folder / "train_config.json", json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> "TrainConfig":
@@ -205,6 +206,8 @@ def train(config: TrainConfig, settings, resume: bool = False,
     if not main:
         on_event = lambda e: None  # noqa: E731
     if resume:
+        resume = distributed.share(_trusted_checkpoints(out) if main else None)
+    if resume:
         saved = TrainConfig.load(out)
         if config.time_budget_min is not None and saved.time_budget_min == config.time_budget_min:
             config.max_steps = saved.max_steps  # chosen by the interrupted run's speed measurement
@@ -253,8 +256,8 @@ def train(config: TrainConfig, settings, resume: bool = False,
         prediction_loss_only=True)  # validation needs the loss, not every logit gathered
     deadline = budget_from + config.time_budget_min * 60 * 1.15 if config.time_budget_min else None
     callback = _EventCallback(on_event, config, out, deadline)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
-                                   callbacks=[callback])
+    trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, data_collator=collator,
+                               callbacks=[callback])
     trainer.remove_callback(transformers.PrinterCallback)  # our events replace its raw dict prints on stdout
     checkpoint = resume and any(out.glob("checkpoint-*"))
     try:
@@ -281,7 +284,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
     if main:
         tokenizer.save_pretrained(str(adapter_dir))
         history = {"losses": losses, "eval_loss": eval_loss}
-        (out / "loss_history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+        _write_atomic(out / "loss_history.json", json.dumps(history, indent=2) + "\n")
         plot_losses(losses, eval_loss, out / "loss_curve.png", title=f"LoRA r={config.lora_r}, {config.bits}-bit")
     distributed.barrier()  # every rank returns once the adapter is complete
     result = TrainResult(out, adapter_dir, trainer.state.global_step, losses[-1][1] if losses else math.nan,
@@ -289,6 +292,60 @@ def train(config: TrainConfig, settings, resume: bool = False,
     on_event({"event": "done", "adapter": str(adapter_dir), "final_loss": result.final_loss,
               "eval_loss": eval_loss, "steps": result.steps})
     return result
+
+
+def _trusted_checkpoints(out: Path) -> bool:
+    """Before a resume: drop the checkpoints a kill left half-written (pipeline.drop_incomplete_checkpoints) and
+    the temp files of atomic writes it interrupted. True if a whole checkpoint is left to resume from; False when
+    training must start afresh (the folder is then gone, as if never started)."""
+    from .pipeline import drop_incomplete_checkpoints
+
+    if not drop_incomplete_checkpoints(out):
+        return False
+    for stray in out.glob("*.tmp"):
+        stray.unlink(missing_ok=True)
+    return True
+
+
+def _trainer_class():
+    """transformers.Trainer whose data order is a function of (seed, epoch) alone.
+
+    The Trainer's length-grouped sampler shuffles with torch's global RNG when an epoch's iterator starts. A run
+    resumed in the middle of epoch e > 0 starts that iterator before it restores the checkpoint's RNG state, so it
+    drew epoch e's order from the freshly seeded RNG (epoch 0's order) while the uninterrupted run drew it after
+    epoch 0's dropout: different batches, a different loss history and adapter (bench/fault_finetune.py, a kill
+    after checkpoint 4 of 6 with 3 steps per epoch). Several ranks would also each shuffle differently. Here the
+    order comes from its own generator seeded with seed + epoch (the Trainer sets the epoch before iterating, also
+    when it skips the batches a resumed run has done), and the global RNG is left to dropout, which the checkpoint
+    restores."""
+    torch = require("torch")
+    transformers = require("transformers")
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    class EpochSeededSampler(torch.utils.data.Sampler):
+        def __init__(self, lengths: list[int], group: int | None, seed: int):
+            self.lengths, self.group, self.seed, self.epoch = lengths, group, seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __len__(self):
+            return len(self.lengths)
+
+        def __iter__(self):
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            if self.group:  # examples of similar length side by side, `group` (one optimizer step) at a time
+                return iter(get_length_grouped_indices(self.lengths, self.group, generator=generator))
+            return iter(torch.randperm(len(self.lengths), generator=generator).tolist())
+
+    class Trainer(transformers.Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return EpochSeededSampler([len(x["input_ids"]) for x in dataset],
+                                      group if self.args.group_by_length else None, self.args.seed)
+
+    return Trainer
 
 
 def with_lora(model, config: TrainConfig):
@@ -392,7 +449,7 @@ class _EventCallback:
         if not state.is_world_process_zero:
             return
         self.config.save(self.out / f"checkpoint-{state.global_step}")
-        (self.out / "loss_history.partial.json").write_text(json.dumps(self.losses))
+        _write_atomic(self.out / "loss_history.partial.json", json.dumps(self.losses))
         self.on_event({"event": "checkpoint", "step": state.global_step})
 
 
