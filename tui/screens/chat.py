@@ -130,7 +130,7 @@ class ChatScreen(SectionScreen):
         if session is None or name in self.stale:
             fresh = ChatSession(self.app.engine_factory(self.app.settings, name))
             if session is not None:  # data changed under it: new engine, same conversation
-                fresh.history, fresh.answers = session.history, session.answers
+                fresh.continue_from(session)
             self.sessions[name] = session = fresh
             self.stale.discard(name)
         return session
