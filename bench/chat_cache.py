@@ -1,5 +1,7 @@
-"""Chat: time to first token of the second turn with llama.cpp KV-cache reuse (earlier turns resent verbatim)
-vs without (state reset before each turn). Target: cached <= 0.5x uncached. Greedy decoding, 5 rounds, the two arms interleaved (order alternating).
+"""Chat: time to first token of the second turn with llama.cpp KV-cache reuse (the first turn resent verbatim,
+one source numbering per chat: sources already shown are named, not resent) vs without (state reset before each
+turn), and how many of the second prompt's tokens llama.cpp evaluated. Target: cached <= 0.5x uncached.
+Greedy decoding, 5 rounds, the two arms interleaved (order alternating).
 Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/chat_cache.py
 """
 
@@ -26,10 +28,15 @@ def main() -> None:
     ingest(settings, [REPO / "docs" / "samples"], "bench-demo")
     engine = build_engine(settings, "bench-demo")
 
+    tokens: dict[str, tuple[int, int]] = {}  # second turn (reuse): (prompt tokens, evaluated)
+
     def second_turn_ttft(reuse: bool, first: str, second: str) -> float:
         session = ChatSession(engine, reuse_cache=reuse)
         session.ask(first)
-        return session.ask(second).timings.get("first_token_s", 0.0)
+        t = session.ask(second).timings
+        if reuse:
+            tokens[second] = (t.get("prompt_tokens", 0), t.get("prompt_tokens_evaluated", 0))
+        return t.get("first_token_s", 0.0)
 
     second_turn_ttft(True, *TURNS[0])  # warm-up
     times = {True: [], False: []}
@@ -41,13 +48,16 @@ def main() -> None:
             for reuse, t in got.items():
                 times[reuse].append(t)
             ratios.append(got[True] / got[False])
+    evaluated = "; ".join(f"{q!r} {e} of {n}" for q, (n, e) in tokens.items())
     med = statistics.median
     report(f"second-turn time to first token ({len(TURNS)} conversations x {ROUNDS} rounds, greedy, median)", [
         ("with KV-cache reuse", f"{med(times[True]):.2f} s (min {min(times[True]):.2f}, max {max(times[True]):.2f})"),
         ("without (state reset; baseline)", f"{med(times[False]):.2f} s "
                                             f"(min {min(times[False]):.2f}, max {max(times[False]):.2f})"),
         ("ratio, median of pairs (target <= 0.5)", f"{med(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"),
+        ("second-turn prompt tokens evaluated with reuse (last round)", evaluated),
     ])
+
 
 if __name__ == "__main__":
     main()

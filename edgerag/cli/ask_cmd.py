@@ -95,6 +95,8 @@ def _print_answer(answer) -> None:
     if answer.interrupted:
         console.print("\n[yellow](stopped)[/]")
     console.print()
+    if answer.dropped_turns:
+        console.print(f"[dim]({answer.dropped_turns} oldest turn(s) left the model's context to make room)[/]")
     if answer.not_found:
         if answer.sources:
             console.print("[yellow]The model found no answer in the sources it was given.[/]")

@@ -52,12 +52,20 @@ class Answer:
     question: str
     query: str  # what was searched (a follow-up is resolved against the conversation)
     text: str
-    sources: list[Source]  # everything the model was shown, numbered
+    sources: list[Source]  # what retrieval chose for this question, numbered (in a chat: the chat's numbers)
     sentences: list[CheckedSentence] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)  # only the sources the answer cites
     not_found: bool = False  # retrieval found nothing relevant, or the model said the documents lack it
     interrupted: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # every source in the model's context, by number: a chat's earlier turns' too; empty = `sources`
+    context: list[Source] = field(default_factory=list)
+    dropped_turns: int = 0  # a chat's oldest turns taken out of the model's context to make room for this one
+    generated: str | None = None  # the model's output exactly as streamed (`text` is it stripped); None: not asked
+
+    @property
+    def in_context(self) -> list[Source]:
+        return self.context or self.sources
 
     @property
     def grounded(self) -> bool:
@@ -73,6 +81,23 @@ class Answer:
     def flagged(self) -> list[CheckedSentence]:
         """The unsupported sentences with their status and reasons ("1 year not in [1]")."""
         return [s for s in self.sentences if s.unsupported]
+
+
+@dataclass
+class Numbering:
+    """One source numbering per chat: a source keeps its [n] for the whole conversation, and one already in the
+    prompt (shown by an earlier turn still in the context) is named by its number instead of being resent.
+    A number is never given to another text, so an earlier answer's [n] still means the same passage."""
+    numbers: dict[str, int] = field(default_factory=dict)  # source text -> its number in this chat
+    in_prompt: dict[int, Source] = field(default_factory=dict)  # sources the conversation's prompt shows now
+
+    def copy(self) -> "Numbering":
+        return Numbering(dict(self.numbers), dict(self.in_prompt))
+
+    def number(self, hit: Hit) -> Source:
+        n = self.numbers.setdefault(hit.text, len(self.numbers) + 1)
+        return Source(n, hit.source.path, hit.source.page, hit.source.heading, hit.text, hit.score, hit.dense,
+                      hit.text_id)
 
 
 def is_not_found(text: str) -> bool:
@@ -122,8 +147,9 @@ class AnswerEngine:
 
     def ask(self, question: str, on_token: Callable[[str], None] = lambda _t: None,
             history: list[dict] | None = None, query: str | None = None, reuse_cache: bool = True,
-            sources_override: list[Hit] | None = None) -> Answer:
-        """Answer one question. `sources_override` skips retrieval (oracle evaluation, finetuning checks)."""
+            sources_override: list[Hit] | None = None, numbering: Numbering | None = None) -> Answer:
+        """Answer one question. `sources_override` skips retrieval (oracle evaluation, finetuning checks).
+        `numbering`: a chat's (see Numbering; the caller records what this turn showed), else [1]..[k]."""
         question = (question or "").strip()
         if not question:
             raise BadInputError("empty question")
@@ -142,10 +168,14 @@ class AnswerEngine:
                             timings={"retrieve_s": t_retrieve, "total_s": time.perf_counter() - t0})
             on_token(NOT_FOUND)
             return answer
-        chosen = assemble(hits, self.generator.count_tokens, room, self.order)
-        sources = [Source(i, h.source.path, h.source.page, h.source.heading, h.text, h.score, h.dense, h.text_id)
-                   for i, h in enumerate(chosen, start=1)]
-        messages = messages_for(question, sources, history)
+        numbering = Numbering() if numbering is None else numbering
+        earlier_shown = {s.text for s in numbering.in_prompt.values()}  # a chat's: in the history already
+        chosen = assemble(hits, lambda t: 0 if t in earlier_shown else self.generator.count_tokens(t), room, self.order)
+        sources = [numbering.number(h) for h in chosen]
+        new = [s for s in sources if s.number not in numbering.in_prompt]
+        earlier = [s.number for s in sources if s.number in numbering.in_prompt]
+        context = sorted([*numbering.in_prompt.values(), *new], key=lambda s: s.number) if earlier_shown else []
+        messages = messages_for(question, new, history, earlier)
         pieces: list[str] = []
         interrupted = False
         try:
@@ -155,12 +185,14 @@ class AnswerEngine:
                 on_token(piece)
         except KeyboardInterrupt:
             interrupted = True
-        text = "".join(pieces).strip()
+        generated = "".join(pieces)
+        text = generated.strip()
         stats = self.generator.stats
-        answer = Answer(question, query, text, sources, interrupted=interrupted,
+        answer = Answer(question, query, text, sources, interrupted=interrupted, context=context, generated=generated,
                         timings={"retrieve_s": t_retrieve, "first_token_s": t_retrieve + stats.first_token_s,
                                  "generate_s": stats.total_s, "completion_tokens": stats.completion_tokens,
-                                 "tokens_per_s": stats.tokens_per_s})
+                                 "tokens_per_s": stats.tokens_per_s, "prompt_tokens": stats.prompt_tokens,
+                                 "prompt_tokens_evaluated": stats.prompt_tokens - stats.reused_tokens})
         self._check(answer)
         answer.timings["total_s"] = time.perf_counter() - t0
         return answer
@@ -169,13 +201,15 @@ class AnswerEngine:
         if is_not_found(answer.text):
             answer.not_found = True
             return
-        texts = [s.text for s in answer.sources]
-        answer.sentences = check_answer(answer.text, texts, embed=self.retriever.embedder.embed)
+        # checked against every source the model saw, by the number it saw it under
+        by_number = {s.number: s for s in answer.in_context}
+        answer.sentences = check_answer(answer.text, [s.text for s in by_number.values()],
+                                        embed=self.retriever.embedder.embed, numbers=list(by_number))
         seen: dict[int, Citation] = {}
         for sentence in answer.sentences:
             for n in (sentence.cited or sentence.supported_by or sentence.against):
-                if 1 <= n <= len(answer.sources) and n not in seen:
-                    src = answer.sources[n - 1]
+                if n in by_number and n not in seen:
+                    src = by_number[n]
                     seen[n] = Citation(n, src, best_passage(strip_markers(sentence.text), src.text),
                                        n in sentence.supported_by, sentence.attributed or n in sentence.against)
                 elif n in seen and n in sentence.supported_by:

@@ -220,13 +220,14 @@ def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
 
 
 # -- the answer --------------------------------------------------------------------------------------------------
-def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row) -> CheckedSentence:
-    results = {n: support(plain, srcs[n - 1], float(sem_row[n - 1]) if sem_row is not None else 0.0)
+def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row, index: dict[int, int]) -> CheckedSentence:
+    """index: source number -> position in srcs."""
+    results = {n: support(plain, srcs[index[n]], float(sem_row[index[n]]) if sem_row is not None else 0.0)
                for n in cited}
     ok = [n for n, r in results.items() if r.ok]
     related = [n for n, r in results.items() if r.related and r.opposite is None]
     if not ok and len(related) > 1:  # facts spread over the cited sources: "born in 1900 [1] in Paris [2]"
-        merged = Source.of("\n\n".join(srcs[n - 1].text for n in related))
+        merged = Source.of("\n\n".join(srcs[index[n]].text for n in related))
         if not missing_facts(plain, merged):
             ok = related
     if ok:
@@ -236,8 +237,12 @@ def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row) -> C
     return CheckedSentence("", cited, [], contradicted=contradicted, reasons=reasons)
 
 
-def check_answer(answer: str, sources: list[str], embed=None) -> list[CheckedSentence]:
-    """sources[i] is the text of source [i+1]. embed(list[str]) -> normalised vectors, optional."""
+def check_answer(answer: str, sources: list[str], embed=None,
+                 numbers: list[int] | None = None) -> list[CheckedSentence]:
+    """sources[i] is the text of source [numbers[i]], default [i+1] (a chat keeps one numbering for all its turns,
+    so a turn's sources need not be 1..k). embed(list[str]) -> normalised vectors, optional."""
+    numbers = list(numbers) if numbers is not None else list(range(1, len(sources) + 1))
+    index = {n: i for i, n in enumerate(numbers)}
     parts = split_answer(answer)
     plain = [strip_markers(s) for s, _ in parts]
     srcs = [Source.of(s) for s in sources]
@@ -249,17 +254,17 @@ def check_answer(answer: str, sources: list[str], embed=None) -> list[CheckedSen
     out = []
     for i, (sentence, claim) in enumerate(parts):
         cited = markers(sentence)
-        valid = [n for n in cited if 1 <= n <= len(sources)]
+        valid = [n for n in cited if n in index]
         invalid = [n for n in cited if n not in valid]
         if not claim or not is_claim(plain[i]):
             out.append(CheckedSentence(sentence, cited, [], invalid, checked=False))
             continue
         row = semantic[i] if semantic is not None else None
         if cited:
-            checked = _judge_cited(plain[i], valid, srcs, row)
+            checked = _judge_cited(plain[i], valid, srcs, row, index)
             checked.reasons += [f"[{n}] is not one of the sources" for n in invalid]
         else:
-            checked = _judge_unmarked(plain[i], srcs, row)
+            checked = _judge_unmarked(plain[i], srcs, row, numbers)
         checked.text, checked.invalid = sentence, invalid
         out.append(checked)
     return out
@@ -280,11 +285,12 @@ def best_support(claim: str, srcs: list[Source], similarities=None) -> tuple[str
     return "unsupported", (results[0][1] if results else None), (results[0][0] if results else None)
 
 
-def _judge_unmarked(plain: str, srcs: list[Source], sem_row) -> CheckedSentence:
+def _judge_unmarked(plain: str, srcs: list[Source], sem_row, numbers: list[int]) -> CheckedSentence:
     """No marker: the best source that supports it (attributed), else why the closest related one does not."""
     status, j, res = best_support(plain, srcs, sem_row)
     if status == "supported":
-        return CheckedSentence("", [], [j + 1], attributed=True)
+        return CheckedSentence("", [], [numbers[j]], attributed=True)
     if status == "contradicted":
-        return CheckedSentence("", [], [], contradicted=True, reasons=res.reasons(f"[{j + 1}]"), against=[j + 1])
+        return CheckedSentence("", [], [], contradicted=True, reasons=res.reasons(f"[{numbers[j]}]"),
+                               against=[numbers[j]])
     return CheckedSentence("", [], [], reasons=["no source states it"])

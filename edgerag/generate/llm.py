@@ -2,7 +2,7 @@
 
 llama-cpp-python reuses the KV cache for the longest common token prefix between consecutive calls, so a chat
 whose earlier turns are resent unchanged only processes the new turn. `reuse_cache=False` resets the state
-first (the baseline the chat benchmark compares against).
+first (the baseline the chat benchmark compares against). `stats` says how many prompt tokens were reused.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..errors import ModelError
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV cache was kept from the previous call (not evaluated again)
     completion_tokens: int = 0
     first_token_s: float = 0.0  # from the call to the first streamed token
     total_s: float = 0.0
@@ -61,6 +62,19 @@ class Generator:
             raise ModelError(f"{model_path}: llama.cpp cannot load it ({exc})") from exc
         self.n_ctx = n_ctx
         self.stats = GenerationStats()
+        self._generate = self.llm.generate
+        self.llm.generate = self._counted_generate  # create_chat_completion tokenizes, then calls generate
+
+    def _counted_generate(self, tokens, *args, **kwargs):
+        """Record the prompt's length and how much of it llama.cpp keeps from its cache (its own rule: the longest
+        common prefix, one token less when the whole prompt matches, since the last one is evaluated again)."""
+        from llama_cpp import Llama
+
+        tokens = list(tokens)
+        common = Llama.longest_token_prefix(self.llm._input_ids, tokens) if self.llm.n_tokens else 0
+        self.stats.prompt_tokens = len(tokens)
+        self.stats.reused_tokens = common - 1 if common and common == len(tokens) else common
+        return self._generate(tokens, *args, **kwargs)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

@@ -27,16 +27,24 @@ def source_label(path: str, page: int | None, heading: str | None) -> str:
 
 
 def format_sources(sources) -> str:
-    """sources: objects with .text/.path/.page/.heading, numbered [1]..[k] in the given order."""
-    return "\n\n".join(f"[{i}] ({source_label(s.path, s.page, s.heading)}) {s.text.strip()}"
-                       for i, s in enumerate(sources, start=1))
+    """sources: objects with .text/.path/.page/.heading, numbered by their .number (a chat's numbering) when they
+    have one, else [1]..[k] in the given order."""
+    return "\n\n".join(f"[{getattr(s, 'number', None) or i}] ({source_label(s.path, s.page, s.heading)}) "
+                       f"{s.text.strip()}" for i, s in enumerate(sources, start=1))
 
 
-def user_message(question: str, sources) -> str:
-    return f"Sources:\n{format_sources(sources)}\n\nQuestion: {question.strip()}"
+def user_message(question: str, sources, earlier=()) -> str:
+    """One turn: the sources shown with it, then the question. `earlier`: numbers of sources an earlier turn of
+    the same chat already shows and this question retrieved again; they are named, not resent, so the prompt
+    of a chat's next turn extends the previous one (llama.cpp reuses the KV cache of the shared prefix).
+    With neither, a single-turn prompt is exactly what finetuning trains on."""
+    parts = [f"Sources:\n{format_sources(sources)}"] if sources else []
+    if earlier:
+        parts.append("Also relevant, shown above: " + ", ".join(f"[{n}]" for n in earlier))
+    return "\n\n".join([*parts, f"Question: {question.strip()}"]) if parts else f"Question: {question.strip()}"
 
 
-def messages_for(question: str, sources, history: list[dict] | None = None) -> list[dict]:
+def messages_for(question: str, sources, history: list[dict] | None = None, earlier=()) -> list[dict]:
     """System, earlier turns (exactly as sent before, so llama.cpp can reuse their KV cache), then this turn."""
     return [{"role": "system", "content": SYSTEM_PROMPT}, *(history or []),
-            {"role": "user", "content": user_message(question, sources)}]
+            {"role": "user", "content": user_message(question, sources, earlier)}]

@@ -5,9 +5,10 @@ Both are jobs for the generator's worker thread (see registry.py): `job(on_token
 on_token and stops at the next token once `cancel` is set (the client went away).
 
 Multi-turn: the client resends the whole conversation each time, but without the sources edgerag put in each
-earlier user turn. Histories are therefore remembered by the conversation the client sees; a follow-up whose
-earlier turns match a remembered one resends them exactly as the model saw them (sources included, so llama.cpp
-reuses their KV cache, as in `edgerag chat`). An unknown conversation is rebuilt from the plain messages.
+earlier user turn. Sessions are therefore remembered by the conversation the client sees; a follow-up whose
+earlier turns match a remembered one continues that session (its turns exactly as the model saw them, sources
+and source numbers included, so llama.cpp reuses their KV cache, as in `edgerag chat`). An unknown conversation
+is rebuilt from the plain messages.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ..generate.answer import Answer, AnswerEngine
-from ..generate.chat import ChatSession
+from ..generate.chat import ChatSession, Turn
 from ..generate.prompts import SYSTEM_PROMPT
 from .citations import answer_extras, marked_text, streamed_tail
 from .protocol import ApiError, ChatMessage, text_of
@@ -71,11 +72,12 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]
 
 
 class Conversations:
-    """Histories exactly as sent to the model, keyed by (model, the conversation as the client sees it)."""
+    """Chat sessions (turns exactly as sent to the model, source numbering), keyed by (model, the conversation
+    as the client sees it). Stored as copies: two requests continuing one conversation do not share state."""
 
     def __init__(self, size: int = 64):
         self.size = size
-        self._items: OrderedDict[str, tuple[list[dict], list[str]]] = OrderedDict()
+        self._items: OrderedDict[str, ChatSession] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -88,19 +90,23 @@ class Conversations:
             if found:
                 self._items.move_to_end(self._key(model, pairs))
         if found:
-            history, questions = found
-        else:
-            history = [m for q, a in pairs for m in ({"role": "user", "content": q},
-                                                     {"role": "assistant", "content": a})]
-            questions = [q for q, _ in pairs]
-        answers = [Answer(q, q, "", []) for q in questions]  # the session reads their questions (follow-ups)
-        return ChatSession(engine, history=list(history), answers=answers)
+            return _copy(found, engine)
+        turns = [Turn(q, [], [], a) for q, a in pairs]
+        answers = [Answer(q, q, "", []) for q, _ in pairs]  # the session reads their questions (follow-ups)
+        return ChatSession(engine, turns=turns, answers=answers)
 
     def remember(self, model: str, pairs: list[tuple[str, str]], session: ChatSession) -> None:
         with self._lock:
-            self._items[self._key(model, pairs)] = (list(session.history), [a.question for a in session.answers])
+            self._items[self._key(model, pairs)] = _copy(session, None)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+def _copy(session: ChatSession, engine) -> ChatSession:
+    turns = [dataclasses.replace(t, shown=list(t.shown), earlier=list(t.earlier)) for t in session.turns]
+    answers = [Answer(a.question, a.query, "", []) for a in session.answers]  # questions only: follow-ups
+    return ChatSession(engine, turns=turns, answers=answers, numbering=session.numbering.copy(),
+                       dropped_turns=session.dropped_turns)
 
 
 def rag_job(registry, conversations: Conversations, model: str, collection: str, generator_name: str,
