@@ -287,6 +287,33 @@ def test_a_run_resumed_in_a_later_epoch_equals_the_uninterrupted_one(small_home,
     assert set(got) == set(want) and all(np.allclose(got[k], want[k], rtol=1e-4, atol=1e-6) for k in want)
 
 
+def test_cpu_micro_batches_train_as_the_whole_batch_does(small_home, tmp_path, monkeypatch):
+    """On a CPU each example is its own forward pass, accumulated to the optimizer step: the same examples per
+    step and the same loss normalisation (answer tokens of the whole step) as one wide batch (no dropout here:
+    its masks are drawn per pass)."""
+    from safetensors.numpy import load_file
+
+    from edgerag.finetune import train as train_module
+
+    monkeypatch.setenv("EDGERAG_HOME", str(small_home))
+    settings = load_settings(threads=2)
+    assert train_module.micro_batches(train_module.TrainConfig(
+        base="tiny", train_file=str(small_home / "chats" / "train.jsonl"), out_dir="x", bits=32, batch_size=4,
+        grad_accum=2), gpu=False) == (1, 8)
+    runs = {}
+    for name, split in (("micro", None), ("wide", lambda config, gpu: (config.batch_size, config.grad_accum))):
+        if split:
+            monkeypatch.setattr(train_module, "micro_batches", split)
+        config = train_module.TrainConfig(base="tiny", train_file=str(small_home / "chats" / "train.jsonl"),
+                                          out_dir=str(tmp_path / name), bits=32, lora_r=4, lora_alpha=8,
+                                          lora_dropout=0.0, max_steps=3, learning_rate=1e-2, batch_size=4,
+                                          save_steps=100, warmup_steps=0)
+        runs[name] = train_module.train(config, settings)
+    assert np.allclose([x for _, x in runs["micro"].losses], [x for _, x in runs["wide"].losses], rtol=1e-4)
+    want, got = (load_file(str(runs[n].adapter_dir / "adapter_model.safetensors")) for n in ("wide", "micro"))
+    assert all(np.allclose(got[k], want[k], rtol=1e-3, atol=1e-4) for k in want)
+
+
 def test_resume_with_other_options_is_refused(tiny_home):
     chats = tiny_home / "chats" / "train.jsonl"
     env = {**os.environ, "EDGERAG_HOME": str(tiny_home)}
