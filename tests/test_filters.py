@@ -282,3 +282,117 @@ def test_filter_on_modified_over_many_documents(nfcorpus):
     end = (datetime.fromtimestamp(ts("2026-01-01")) + timedelta(seconds=99)).isoformat(timespec="seconds")
     in_range = col.allowed_texts(parse_where([f"modified>={start}", f"modified<{end}"]))
     assert {h.path for h in col.hits(in_range.tolist()).values()} == {f"/corpus/g{d:02d}.txt" for d in range(99)}
+
+
+# -- the command line -----------------------------------------------------------------------------------------
+@pytest.fixture()
+def demo(home):
+    from edgerag.cli import main
+
+    assert main(["ingest", str(REPO / "docs" / "samples"), "-c", "demo", "--json"]) == 0
+    return home
+
+
+def one_line_error(capsys, *words) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("edgerag: error:"), err
+    assert all(w in err for w in words), err
+    return err
+
+
+def test_cli_search_where(demo, capsys):
+    from edgerag.cli import main
+
+    capsys.readouterr()
+    assert main(["search", "warranty meal allowance keeper", "-c", "demo", "--json", "--top-k", "3"]) == 0
+    assert {Path(h["path"]).suffix for h in json.loads(capsys.readouterr().out)} != {".md"}
+    assert main(["search", "warranty meal allowance keeper", "-c", "demo", "--json", "--top-k", "3",
+                 "--where", "ext:md"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and {Path(h["path"]).suffix for h in hits} == {".md"}
+    assert main(["search", "warranty", "-c", "demo", "--where", "ext:md", "--where", "modified<2000-01-01"]) == 1
+    one_line_error(capsys, "no document in collection 'demo' matches the filter ext:md AND modified<2000-01-01")
+
+
+def test_cli_bad_filters_fail_before_loading_anything(capsys):
+    from edgerag.cli import main
+
+    # `-c nope` does not exist: the filter is checked first, so the error is about the filter
+    for cmd in (["search", "q"], ["ask", "q"], ["chat"]):
+        assert main([*cmd, "-c", "nope", "--where", "modified>last week"]) == 1
+        one_line_error(capsys, "bad filter 'modified>last week'", "accepted: path:GLOB")
+
+
+@pytest.mark.slow
+def test_cli_chat_where_command(demo, capsys, monkeypatch):
+    from edgerag.cli import main
+
+    lines = iter(["/where ext:md", "/where page:0", "How long is the Aurora K3 warranty?", "/where", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt="": next(lines))
+    capsys.readouterr()
+    assert main(["chat", "-c", "demo", "--where", "ext:html"]) == 0
+    out = capsys.readouterr().out
+    assert "matching ext:html" in out and "searching ext:md" in out and "bad filter 'page:0'" in out
+    assert "aurora-k3-manual.md" in out and "searching every document" in out
+
+
+# -- the TUI's filter box -------------------------------------------------------------------------------------
+@pytest.fixture()
+def bare_settings(tmp_path, monkeypatch):
+    """Settings on an empty EDGERAG_HOME: the TUI test's engine is a fake, so no models are needed."""
+    from edgerag.config import load_settings
+
+    monkeypatch.setenv("EDGERAG_HOME", str(tmp_path / "home"))
+    return load_settings()
+
+
+def test_tui_filter_box(bare_settings):
+    settings = bare_settings
+    from types import SimpleNamespace
+
+    from test_tui_support import FakeEngine, fake_collection, idle, pilot
+    from textual.widgets import Input
+
+    from tui.app import create_app
+    from tui.widgets.question_input import QuestionInput
+
+    class Engine(FakeEngine):
+        """Records the filter retrieval would have used for each question."""
+
+        def __init__(self):
+            super().__init__()
+            self.retriever, self.wheres = SimpleNamespace(where=None), []
+
+        def ask(self, question, *args, **kwargs):
+            self.wheres.append(self.retriever.where)
+            return super().ask(question, *args, **kwargs)
+
+    fake_collection(settings)
+    engine = Engine()
+    app = create_app(settings, engine_factory=lambda _s, _name: engine)
+    shown, notify = [], app.notify  # recorded as raised: on a loaded machine a 3 s toast expires mid-test
+    app.notify = lambda message, **kw: (shown.append(message), notify(message, **kw))[1]
+
+    @pilot
+    async def run():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await idle(pilot)
+            box = app.screen.query_one("#chat-where", Input)
+            await pilot.press("ctrl+f", *'ext:pdf "path:my reports/*"', "enter")
+            assert "searching ext:pdf AND path:my reports/*" in shown
+            assert isinstance(app.focused, QuestionInput)
+            await pilot.press(*"warranty?", "enter")
+            await idle(pilot)
+            assert str(engine.wheres[-1]) == "ext:pdf AND path:my reports/*"
+            box.value = "page:0"
+            await pilot.press(*"again?", "enter")
+            await idle(pilot)
+            assert len(engine.wheres) == 1  # a bad filter asks nothing: it says why and waits in the box
+            assert any("bad filter 'page:0'" in n for n in shown) and app.focused is box
+            box.value = ""
+            app.screen.query_one(QuestionInput).focus()
+            await pilot.press(*"again?", "enter")
+            await idle(pilot)
+            assert engine.wheres[-1] is None  # an empty box searches every document
+
+    run()

@@ -7,6 +7,7 @@ by the thread that opened it, and one thread also serialises turns so the llama.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Input, Label, Select
 
+from edgerag.errors import BadInputError
+from edgerag.filters import Where, parse_where
 from edgerag.generate.chat import ChatSession
 from edgerag.store.collection import list_collections
 
@@ -37,6 +40,7 @@ class ChatScreen(SectionScreen):
         Binding("ctrl+y", "copy", "Copy"),
         Binding("ctrl+o", "sources", "Sources"),
         Binding("ctrl+l", "pick_collection", "Collection"),
+        Binding("ctrl+f", "filter", "Filter"),
     ]
 
     class Token(Message):
@@ -65,6 +69,8 @@ class ChatScreen(SectionScreen):
                 with Horizontal(id="chat-top"):
                     yield Select([], prompt="collection", id="collection")
                     yield Label("", id="chat-status")
+                yield Input(placeholder="filter (all documents): ext:pdf  path:reports/*  modified>2026-01-01",
+                            id="chat-where", compact=True)
                 yield Conversation(id="conversation")
                 yield QuestionInput(placeholder="Ask about your documents (Enter)", id="question")
             yield SourcesPanel(id="sources")
@@ -135,13 +141,16 @@ class ChatScreen(SectionScreen):
             self.stale.discard(name)
         return session
 
-    def _ask_blocking(self, name: str, question: str):
+    def _ask_blocking(self, name: str, question: str, where: Where | None = None):
         def on_token(piece: str) -> None:
             if self.stop_event.is_set() or self.app.stopping.is_set():
                 raise KeyboardInterrupt  # the engine stops generating and returns the partial answer
             self.post_message(self.Token(piece))
 
         session = self._session(name)
+        retriever = getattr(session.engine, "retriever", None)
+        if retriever is not None:
+            retriever.where = where  # the filter box: retrieval searches only the matching documents
         if self.stop_event.is_set():
             return None
         try:
@@ -156,8 +165,9 @@ class ChatScreen(SectionScreen):
             self.set_status(f"ready · {name}")
 
     @work(group="ask", exit_on_error=False, description="answering")
-    async def ask(self, name: str, question: str) -> None:
-        answer = await asyncio.get_running_loop().run_in_executor(self.executor, self._ask_blocking, name, question)
+    async def ask(self, name: str, question: str, where: Where | None = None) -> None:
+        answer = await asyncio.get_running_loop().run_in_executor(self.executor, self._ask_blocking, name, question,
+                                                                  where)
         self.post_message(self.Answered(answer))
 
     # -- asking --------------------------------------------------------------------------------------------
@@ -172,6 +182,9 @@ class ChatScreen(SectionScreen):
         if self.streaming is not None:
             self.notify("still answering: Esc stops it", severity="warning", timeout=3)
             return
+        where = self.where()
+        if where is False:
+            return
         box = self.query_one(QuestionInput)
         box.remember(question)
         box.value = ""
@@ -181,7 +194,27 @@ class ChatScreen(SectionScreen):
         self.streaming.status("searching…")
         self.query_one(SourcesPanel).clear()
         self.set_status(f"answering · {self.collection} · Esc stops")
-        self.ask(self.collection, question)
+        self.ask(self.collection, question, where)
+
+    # -- the filter box ------------------------------------------------------------------------------------
+    def where(self) -> Where | None | bool:
+        """The filter box parsed (None: empty), or False after telling the user what is wrong with it."""
+        try:
+            return parse_where(shlex.split(self.query_one("#chat-where", Input).value))
+        except (BadInputError, ValueError) as exc:  # a bad expression, or unbalanced quotes
+            self.notify(str(exc), title="filter", severity="error", timeout=8, markup=False)
+            self.query_one("#chat-where", Input).focus()
+            return False
+
+    @on(Input.Submitted, "#chat-where")
+    def where_submitted(self) -> None:
+        where = self.where()
+        if where is not False:
+            self.notify(f"searching {where or 'every document'}", timeout=3, markup=False)
+            self.query_one(QuestionInput).focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#chat-where", Input).focus()
 
     def on_chat_screen_token(self, message: Token) -> None:
         if self.streaming is not None:
