@@ -25,7 +25,7 @@ from datetime import date, datetime, time, timedelta
 
 from .errors import BadInputError
 
-FORMS = ("path:GLOB", "ext:EXT[,EXT…]", "modified>DATE (also >=, <, <=, :DATE, :DATE..DATE)", "page:N or page:N-M")
+FORMS = ("path:GLOB", "ext:pdf or ext:pdf,docx", "modified>DATE (also >=, <, <=, :DATE, :DATE..DATE)", "page:N or page:N-M")
 _EXPR = re.compile(r"^\s*(?P<key>[A-Za-z_]+)\s*(?P<op>>=|<=|>|<|:|=)\s*(?P<value>.*?)\s*$", re.S)
 _OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
 
