@@ -294,7 +294,7 @@ async def test_evaluate_runs_qa_with_the_real_generator(settings, tmp_path):
 @pilot
 async def test_finetune_validates_starts_charts_cancels_resumes_and_promotes(settings, fake_trainer, monkeypatch):
     fake_collection(settings)
-    monkeypatch.setenv("FAKE_TRAINER_DELAY", "0.05")
+    monkeypatch.setenv("FAKE_TRAINER_DELAY", "0.2")  # cancelled long before its end, even on a busy machine
     app = create_app(settings, trainer_command=fake_trainer)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f6")
@@ -311,6 +311,7 @@ async def test_finetune_validates_starts_charts_cancels_resumes_and_promotes(set
         assert chart.losses[0] > chart.losses[-1]  # the chart moves
         assert "tokens/s" in str(screen.query_one("#ft-status").render())
         await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.process is None, 120, "the cancelled child to end")  # a busy machine
         await idle(pilot)
         assert screen.process is None
         assert "cancelled (checkpoint at step " in str(screen.query_one("#ft-status").render())
@@ -341,6 +342,90 @@ async def test_finetune_trainer_failure_is_a_notification(settings, tmp_path):
         await pilot.press("ctrl+r")
         await idle(pilot)
         assert any("exited with status 1: no torch here" in n for n in notifications(app))
+
+
+def _cli(argv_line: str):
+    """A logged child command line (after `edgerag`) as the real CLI parser reads it."""
+    from edgerag.cli import build_parser
+
+    return build_parser().parse_args(argv_line.split())
+
+
+@pilot
+async def test_finetune_embedder_form_runs_the_cli_charts_resumes_promotes_and_rolls_back(settings, fake_trainer,
+                                                                                           monkeypatch):
+    from edgerag.embedtune.swap import previous_embedder
+    from edgerag.ingest import ingest
+    from edgerag.store.collection import collection_dir, recorded_embedder
+
+    ingest(settings, [SAMPLES], "demo")  # a real collection: promotion and rollback below re-embed it for real
+    store = ModelStore(settings.models_dir)
+    active = store.active_name("embedder")
+    other = next(m.name for m in store.list() if m.kind == "embedder" and m.format == "onnx" and m.name != active)
+    monkeypatch.setenv("FAKE_TRAINER_MODEL", other)  # the "adapted" candidate the stand-in run reports
+    monkeypatch.setenv("FAKE_TRAINER_DELAY", "0.2")  # cancelled long before its end, even on a busy machine
+    app = create_app(settings, trainer_command=fake_trainer)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f6")
+        await idle(pilot)
+        screen = app.screen
+        await pilot.click("#ft-jobs Tab#--content-tab-embedder")  # the Embedder tab, next to the generator's
+        await idle(pilot)
+        assert screen.query_one("#ft-jobs").active == "embedder"
+        current = str(screen.query_one("#em-current").render())
+        assert active in current and "previous none" in current and screen.query_one("#em-rollback").disabled
+
+        screen.query_one("#em-queries").value = "5"
+        screen.query_one("#em-steps").value = "x"
+        await pilot.press("ctrl+r")
+        status = str(screen.query_one("#ft-status").render())
+        assert "queries: a whole number" in status and "steps: empty" in status and screen.process is None
+        screen.query_one("#em-queries").value = "200"
+        screen.query_one("#em-steps").value = "200"
+        screen.query_one("#em-loss").value = "infonce"
+        screen.query_one("#em-promote").value = False
+        await pilot.press("ctrl+r")
+        chart = screen.query_one("#ft-chart")
+        await wait_for(pilot, lambda: len(chart.losses) >= 12, 60, "loss points")
+        assert chart.losses[0] > chart.losses[-1]
+        assert "step " in str(screen.query_one("#ft-status").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.process is None, 120, "the cancelled child to end")  # a busy machine
+        await idle(pilot)
+        assert screen.process is None and "cancelled (checkpoint at step " in str(
+            screen.query_one("#ft-status").render())
+
+        first = fake_trainer.log.read_text().splitlines()[0]
+        args = _cli(first)  # what the form asked for is what `edgerag embedder run` accepts
+        assert (args.embedder_command, args.collection, args.loss, args.max_queries, args.max_steps, args.promote,
+                args.events_jsonl, args.resume) == ("run", "demo", "infonce", 200, 200, False, "-", False)
+
+        monkeypatch.setenv("FAKE_TRAINER_DELAY", "0")
+        await pilot.press("ctrl+e")  # resume: the same arguments plus the run folder the run reported
+        await wait_for(pilot, lambda: "finished" in str(screen.query_one("#ft-status").render()), 120, "the resumed run")
+        await idle(pilot)
+        resumed = fake_trainer.log.read_text().splitlines()[1]
+        assert resumed == first + " --resume --run-dir /runs/fake-embedder"
+        args = _cli(resumed)
+        assert args.resume and str(args.run_dir) == "/runs/fake-embedder" and args.func.__name__ == "run_cmd"
+        assert "finished" in str(screen.query_one("#ft-status").render())
+        gate = screen.query_one("#ft-gate")
+        assert gate.row_count == 2 and "not promoted" in str(screen.query_one("#ft-outcome").render())
+
+        await pilot.click("#ft-promote")  # re-embeds the collection with the candidate, beside its index
+        await idle(pilot)
+        assert recorded_embedder(settings.collections_dir, "demo") == other
+        assert store.active_name("embedder") == active  # a collection's switch, not the active model's
+        await wait_for(pilot, lambda: f"previous {active}" in str(screen.query_one("#em-current").render()),
+                       what="the embedder line")
+        assert screen.query_one("#ft-promote").disabled and not screen.query_one("#em-rollback").disabled
+
+        await pilot.click("#em-rollback")  # back to the previous embedder and its very vectors
+        await idle(pilot)
+        assert recorded_embedder(settings.collections_dir, "demo") == active
+        assert previous_embedder(collection_dir(settings.collections_dir, "demo")) == other  # rollback goes forward
+        assert f"demo: {other} → {active}" in str(screen.query_one("#ft-status").render())
+        assert notifications(app) == [f"demo now answers with {other}"]  # and no error
 
 
 # -- app-wide ------------------------------------------------------------------------------------------------

@@ -121,6 +121,23 @@ def test_finetune_after_training(settings, fake_trainer, snap_compare):
     assert snap_compare(app, run_before=train)
 
 
+def test_finetune_embedder_after_a_run(settings, fake_trainer, snap_compare):
+    fake_collection(settings)
+    app = create_app(settings, trainer_command=fake_trainer)
+
+    async def run(pilot):
+        await pilot.press("f6")
+        await idle(pilot)
+        app.screen.query_one("#ft-jobs").active = "embedder"
+        await idle(pilot)
+        app.screen.query_one("#em-steps").value = "40"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.screen.process is None and app.screen.last_args, what="the embedder run")
+        await idle(pilot)
+
+    assert snap_compare(app, run_before=run)
+
+
 def test_evaluate_form(settings, snap_compare):
     app = create_app(settings)
 

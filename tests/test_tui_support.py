@@ -67,7 +67,8 @@ class FakeEngine:
 FAKE_TRAINER = r'''
 import json, os, signal, sys, time
 args = sys.argv[1:]
-steps = int(args[args.index("--steps") + 1])
+embedder = args[:2] == ["embedder", "run"]  # else `finetune train`
+steps = int(args[args.index("--steps") + 1]) if "--steps" in args else 30
 resume = "--resume" in args
 def out(**kw):
     print(json.dumps(kw), flush=True)
@@ -78,22 +79,47 @@ signal.signal(signal.SIGTERM, stop)
 with open(os.environ["FAKE_TRAINER_LOG"], "a") as log:
     log.write(" ".join(args) + "\n")
 print("a line that is not JSON", flush=True)
-out(event="start", run_dir="/runs/fake")
-for s in range(steps // 2 + 1 if resume else 1, steps + 1):
+start = steps // 2 + 1 if resume else 1
+if embedder:  # `edgerag embedder run`'s events: run, stages, pseudo-query progress, training, outcome
+    out(event="run", run_dir="/runs/fake-embedder")
+    out(event="stage", stage="data")
+    for done in (250, 500, 1000):
+        out(event="query", done=done, total=1000)
+    out(event="stage", stage="train")
+    out(event="start", total=steps, resumed_from=start - 1, examples=900, device="cpu", loss="distill", candidates=8)
+else:
+    out(event="start", run_dir="/runs/fake")
+for s in range(start, steps + 1):
     time.sleep(float(os.environ.get("FAKE_TRAINER_DELAY", "0.01")))
     loss = round(0.9 + 2.0 * 0.93 ** s + 0.04 * (s * 7 % 5), 4)  # falls, with a little noise
-    out(event="step", step=s, max_steps=steps, loss=loss, tokens_per_s=400.0, eta_s=(steps - s) * 0.5)
+    if embedder:
+        out(event="step", step=s, total=steps, loss=loss, seconds=s * 0.5)
+    else:
+        out(event="step", step=s, max_steps=steps, loss=loss, tokens_per_s=400.0, eta_s=(steps - s) * 0.5)
     if s % 10 == 0:
         out(event="checkpoint", step=s)
-out(event="done", adapter="/runs/fake/adapter.gguf", model=os.environ["FAKE_TRAINER_MODEL"])
-out(event="gate", verdict="better", metric="f1", base=0.30, candidate=0.36, difference=[0.01, 0.09], n=40,
-    model=os.environ["FAKE_TRAINER_MODEL"])
+model = os.environ["FAKE_TRAINER_MODEL"]
+if embedder:
+    out(event="done", student="/runs/fake-embedder/train/student", final_loss=loss)
+    out(event="stage", stage="export")
+    out(event="stage", stage="gate")
+    check = lambda base, cand, lo, hi, verdict: {"base": {"mean": base}, "candidate": {"mean": cand},
+                                                 "diff": {"mean": cand - base, "lo": lo, "hi": hi}, "n": 120,
+                                                 "verdict": verdict}
+    out(event="outcome", run_dir="/runs/fake-embedder", candidate=model, promoted=False,
+        checks={"heldout:dense": check(0.52, 0.61, 0.05, 0.13, "better"),
+                "heldout:hybrid": check(0.63, 0.64, -0.01, 0.03, "same")})
+else:
+    out(event="done", adapter="/runs/fake/adapter.gguf", model=model)
+    out(event="gate", verdict="better", metric="f1", base=0.30, candidate=0.36, difference=[0.01, 0.09], n=40,
+        model=model)
 '''
 
 
 @pytest.fixture()
 def fake_trainer(tmp_path, monkeypatch):
-    """A trainer command (list of argv) that speaks the event contract; its argv log is `.log`."""
+    """A trainer command (list of argv) that speaks the event contract of `finetune train` or of `embedder run`
+    (by its first arguments) without training anything; its argv log is `.log`."""
     script = tmp_path / "fake_trainer.py"
     script.write_text(FAKE_TRAINER, encoding="utf-8")
     log = tmp_path / "trainer-args.log"

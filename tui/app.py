@@ -37,8 +37,9 @@ def default_engine_factory(settings: Settings, collection: str):
 
 
 def default_trainer_command(args: list[str]) -> list[str]:
-    """How the Finetune screen starts training: the edgerag CLI in a child process (torch stays out of the UI)."""
-    return [sys.executable, "-m", "edgerag.cli", "finetune", "train", *args]
+    """How the Finetune screen starts a job (`finetune train ...`, `embedder run ...`): the edgerag CLI in a child
+    process, so torch stays out of the UI."""
+    return [sys.executable, "-m", "edgerag.cli", *args]
 
 
 class EdgeragApp(App):

@@ -49,6 +49,14 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def previous_embedder(folder: Path) -> str | None:
+    """The embedder a rollback of the collection in `folder` returns to, if any (without loading its vectors)."""
+    try:
+        return json.loads((folder / SNAPSHOT / "state.json").read_text(encoding="utf-8"))["embedder_name"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def read_snapshot(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
     snap = folder / SNAPSHOT
     if not (snap / "state.json").is_file():

@@ -1,13 +1,23 @@
-"""Finetune: a validated form, then training in a child process (torch never enters the UI process), its JSON
-events drawn live: loss chart, tokens/s, ETA; cancel and resume; then the A/B verdict and promoting the candidate.
+"""Finetune: two jobs side by side, each a validated form, then a child process (torch never enters the UI
+process) whose JSON events are drawn live by one reader: loss chart, progress, ETA; cancel and resume; then the
+gate's verdict and promoting the candidate.
 
-Event contract (one JSON object per stdout line of the trainer):
-  {"event": "start", "run_dir": "..."}                                   (optional; resume passes it back)
+- Generator (LoRA): `edgerag finetune train --events-jsonl -`; promoting makes the candidate the active generator.
+- Embedder: `edgerag embedder run -c C [--promote] --events-jsonl -`; promoting re-embeds the collection with the
+  adapted embedder, and Roll back returns the collection to its previous embedder and vectors.
+
+Event contract (one JSON object per stdout line of the child):
+  {"event": "start", "run_dir": "..."}  or {"event": "run", "run_dir": "..."}  (resume passes the folder back)
   {"event": "status", "message": "synthesizing training data"}           (optional; any phase text)
+  {"event": "stage", "stage": "train"}, {"event": "say", "text": "..."}  (the embedder's phases and notes)
+  {"event": "query"|"embed_progress", "done": 40, "total": 1000}         (progress of a phase)
   {"event": "step", "step": 3, "max_steps": 60, "loss": 2.31, "tokens_per_s": 410.0, "eta_s": 120.0}
+      (the embedder says "total" for "max_steps" and reports no speed)
   {"event": "done", "adapter": "...", "model": "<store name of the exported candidate>"}
   {"event": "gate", "verdict": "better", "metric": "f1", "base": 0.31, "candidate": 0.36,
    "difference": [0.01, 0.09], "n": 120, "model": "<candidate store name>"}
+  {"event": "outcome", "candidate": "...", "promoted": false, "checks": {"heldout:dense": {base, candidate, diff,
+   verdict, n}, ...}}                                                   (the embedder's result)
   {"event": "error", "message": "..."}
 Lines that are not JSON are kept in the log (data dir / finetune-tui.log).
 """
@@ -26,12 +36,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Footer, Label, ProgressBar
+from textual.widgets import Button, Footer, Label, ProgressBar, Select, TabbedContent, TabPane
 
 from edgerag.errors import EdgeragError, ModelError
 from edgerag.models import ModelStore
 from edgerag.store.collection import list_collections
 
+from ..widgets.embedder_form import EmbedderForm, embedder_args
 from ..widgets.finetune_form import FinetuneForm, trainer_args
 from ..widgets.gate_table import GateTable
 from ..widgets.loss_chart import LossChart
@@ -65,8 +76,20 @@ class FinetuneScreen(SectionScreen):
             super().__init__()
             self.returncode, self.stderr_tail = returncode, stderr_tail
 
+    class Embedders(Message):
+        def __init__(self, collection: str, current: str | None, previous: str | None):
+            super().__init__()
+            self.collection, self.current, self.previous = collection, current, previous
+
+    # What each job runs (the `edgerag` arguments before the form's) and how it resumes its run folder.
+    JOBS = {"generator": (["finetune", "train"], lambda run_dir: ["--resume", run_dir] if run_dir else ["--resume"]),
+            "embedder": (["embedder", "run"],
+                         lambda run_dir: ["--resume", "--run-dir", run_dir] if run_dir else ["--resume"])}
+
     def __init__(self):
         super().__init__()
+        self.job = "generator"  # of the last run started
+        self.run_collection: str | None = None  # the embedder run's collection
         self.process: asyncio.subprocess.Process | None = None
         self.cancelled = False
         self.failed = False
@@ -77,7 +100,11 @@ class FinetuneScreen(SectionScreen):
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.SECTION)
-        yield FinetuneForm(id="ft-form")
+        with TabbedContent(id="ft-jobs"):
+            with TabPane("Generator (LoRA)", id="generator"):
+                yield FinetuneForm(id="ft-form")
+            with TabPane("Embedder", id="embedder"):
+                yield EmbedderForm(id="em-form")
         yield Label(Text("Ctrl+R starts training with these settings.", style="dim"), id="ft-status")
         yield ProgressBar(total=None, id="ft-bar", show_eta=False)
         yield LossChart(id="ft-chart")
@@ -123,16 +150,47 @@ class FinetuneScreen(SectionScreen):
 
     def on_finetune_screen_choices(self, message: Choices) -> None:
         self.query_one(FinetuneForm).set_choices(message.models, message.active, message.collections)
+        self.query_one(EmbedderForm).set_choices(message.collections)
+        self.load_embedders()
+
+    @on(Select.Changed, "#em-collection")
+    def collection_changed(self) -> None:
+        self.load_embedders()
+
+    def load_embedders(self) -> None:
+        name = self.query_one(EmbedderForm).collection
+        if name is not None:
+            self.read_embedders(name)
+
+    @work(thread=True, exclusive=True, group="embedders", exit_on_error=False, description="reading the collection")
+    def read_embedders(self, name: str) -> None:
+        from edgerag.embedtune.swap import previous_embedder
+        from edgerag.store.collection import collection_dir, recorded_embedder
+
+        folder = collection_dir(self.app.settings.collections_dir, name)
+        self.post_message(self.Embedders(name, recorded_embedder(self.app.settings.collections_dir, name),
+                                         previous_embedder(folder)))
+
+    def on_finetune_screen_embedders(self, message: Embedders) -> None:
+        form = self.query_one(EmbedderForm)
+        if form.collection == message.collection:
+            form.show_embedders(message.current, message.previous)
 
     # -- starting, cancelling, resuming --------------------------------------------------------------------
     def action_start(self) -> None:
-        values, errors = self.query_one(FinetuneForm).values()
+        job = self.query_one(TabbedContent).active or "generator"
+        form = self.query_one(FinetuneForm if job == "generator" else EmbedderForm)
+        values, errors = form.values()
         if errors:
             self.status(Text("; ".join(errors), style="bold red"))
             return
-        self.run_dir = None
+        if self.running:
+            self.notify("a job is already running (Esc cancels it)", severity="warning")
+            return
+        self.job, self.run_dir = job, None
+        self.run_collection = values.get("collection")
         self.query_one(LossChart).reset()
-        self.launch(trainer_args(values))
+        self.launch(trainer_args(values) if job == "generator" else embedder_args(values))
 
     def action_resume(self) -> None:
         if self.last_args is not None and not self.running:
@@ -140,17 +198,18 @@ class FinetuneScreen(SectionScreen):
 
     def launch(self, args: list[str], resume: bool = False) -> None:
         if self.running:
-            self.notify("training is already running (Esc cancels it)", severity="warning")
+            self.notify("a job is already running (Esc cancels it)", severity="warning")
             return
         self.last_args, self.cancelled, self.failed, self.candidate = args, False, False, None
-        extra = (["--resume", self.run_dir] if self.run_dir else ["--resume"]) if resume else []
+        command, resume_args = self.JOBS[self.job]
+        extra = resume_args(self.run_dir) if resume else []
         self.query_one("#ft-outcome", Label).update("")
         self.query_one("#ft-result").display = False
         self.query_one(ProgressBar).display = True
         self.query_one(GateTable).display = False
         self.query_one("#ft-promote", Button).disabled = True
         self.status(Text("starting the trainer…" if not resume else "resuming…", style="dim"))
-        self.train(self.app.trainer_command(args + extra))
+        self.train(self.app.trainer_command(command + args + extra))
 
     def action_cancel(self) -> None:
         if self.running:
@@ -212,15 +271,26 @@ class FinetuneScreen(SectionScreen):
     # -- events --------------------------------------------------------------------------------------------
     def on_finetune_screen_event(self, message: Event) -> None:
         data, kind = message.data, message.data.get("event")
-        if kind == "start":
+        if kind in ("start", "run"):
             self.run_dir = data.get("run_dir") or self.run_dir
+            if data.get("total"):  # the embedder's training starts
+                self.status(Text(f"training ({data.get('loss')}, {data.get('device')})…", style="dim"))
         elif kind == "status":
             self.status(Text(str(data.get("message", "")), style="dim"))
+        elif kind == "stage":
+            self.query_one(ProgressBar).update(total=None, progress=0)
+            self.status(Text(f"{data.get('stage')}…", style="dim"))
+        elif kind == "say":
+            self.status(Text(str(data.get("text", "")), style="dim"))
+        elif kind in ("query", "embed_progress"):
+            self.query_one(ProgressBar).update(total=data.get("total"), progress=data.get("done", 0))
+            what = "pseudo-queries" if kind == "query" else "embedding"
+            self.status(Text.assemble((what, "bold"), f" {data.get('done')}/{data.get('total')}", ("  Esc cancels", "dim")))
         elif kind == "step":
             self.on_step(data)
         elif kind == "done":
             self.candidate = data.get("model") or self.candidate
-            parts = [f"adapter {data['adapter']}"] if data.get("adapter") else []
+            parts = [f"{key} {data[key]}" for key in ("adapter", "student") if data.get(key)]
             if data.get("model"):
                 parts.append(f"candidate model {data['model']}")
             self.query_one("#ft-outcome", Label).update(Text.assemble(("trained  ", "bold green"), " · ".join(parts)))
@@ -229,18 +299,21 @@ class FinetuneScreen(SectionScreen):
             self.checkpoint = data.get("step")
         elif kind == "gate":
             self.on_gate(data)
+        elif kind == "outcome":
+            self.on_outcome(data)
         elif kind == "error":
             self.failed = True
             self.app.show_error(EdgeragError(str(data.get("message", "training failed"))), "training")
 
     def on_step(self, data: dict) -> None:
-        step, total = int(data.get("step", 0)), data.get("max_steps")
+        step, total = int(data.get("step", 0)), data.get("max_steps") or data.get("total")
         self.query_one(ProgressBar).update(total=total, progress=step)
         if data.get("loss") is not None:
             self.query_one(LossChart).add(float(data["loss"]))
         rate = data.get("tokens_per_s")
         self.status(Text.assemble(("training ", "bold"), f"step {step}/{total or '?'}",
-                                  f" · {rate:.0f} tokens/s" if rate else "", f" · ETA {_eta(data.get('eta_s'))}",
+                                  f" · {rate:.0f} tokens/s" if rate else "",
+                                  f" · ETA {_eta(data.get('eta_s'))}" if "eta_s" in data else "",
                                   f" · checkpoint {self.checkpoint}" if self.checkpoint else "",
                                   ("  Esc cancels", "dim")))
 
@@ -249,6 +322,21 @@ class FinetuneScreen(SectionScreen):
         self.query_one("#ft-result").display = True
         self.candidate = data.get("model") or self.candidate
         self.query_one("#ft-promote", Button).disabled = self.candidate is None
+
+    def on_outcome(self, data: dict) -> None:
+        """The embedder run's result: its gate checks; promoted already (--promote), or a candidate to promote."""
+        self.candidate = data.get("candidate") or self.candidate
+        if data.get("checks"):
+            self.query_one(GateTable).show_checks(data["checks"])
+        verdict = ("promoted: the collection now answers with it", "bold green") if data.get("promoted") else \
+            ("not promoted", "yellow")
+        self.query_one("#ft-outcome", Label).update(Text.assemble(
+            ("adapted embedder  ", "bold green"), str(self.candidate or "none"), "  ", verdict))
+        self.query_one("#ft-result").display = True
+        self.query_one("#ft-promote", Button).disabled = self.candidate is None or bool(data.get("promoted"))
+        if data.get("promoted"):
+            self.app.data_changed()
+            self.load_embedders()
 
     def on_finetune_screen_ended(self, message: Ended) -> None:
         self.process = None
@@ -263,9 +351,12 @@ class FinetuneScreen(SectionScreen):
                                     "training")
             self.status(Text("training failed; Ctrl+E retries from the last checkpoint", style="red"))
         else:
+            self.query_one(ProgressBar).update(total=1, progress=1)  # a last phase may have had no total
             self.status(Text("finished", style="bold green"))
 
     def worker_failed(self, worker) -> None:
+        if worker.group == "write":
+            self.load_embedders()  # what the collection answers with after the failed switch
         if worker.group == "train":
             self.process = None
             self.refresh_bindings()
@@ -282,10 +373,42 @@ class FinetuneScreen(SectionScreen):
 
     @work(thread=True, exclusive=True, group="write", exit_on_error=False, description="promoting")
     def promote(self, name: str) -> None:
-        manifest = ModelStore(self.app.settings.models_dir).use(name)
-        self.app.call_from_thread(self._promoted, manifest.name)
+        if self.job == "embedder":  # re-embeds the collection (ONNX, no torch) beside its live index, then swaps
+            from edgerag.embedtune.swap import promote
 
-    def _promoted(self, name: str) -> None:
-        self.notify(f"{name} is now the active generator", timeout=6)
+            result = promote(self.app.settings, self.run_collection, name)
+            self.app.call_from_thread(self._promoted, f"{result.collection} now answers with {result.current}")
+            return
+        manifest = ModelStore(self.app.settings.models_dir).use(name)
+        self.app.call_from_thread(self._promoted, f"{manifest.name} is now the active generator")
+
+    def _promoted(self, message: str) -> None:
+        self.notify(message, timeout=6)
         self.query_one("#ft-promote", Button).disabled = True
         self.app.data_changed()
+        self.load_embedders()
+
+    # -- rolling back an embedder ----------------------------------------------------------------------------
+    @on(Button.Pressed, "#em-rollback")
+    def rollback_pressed(self) -> None:
+        name = self.query_one(EmbedderForm).collection
+        if name is None or self.running:
+            self.notify("wait for the running job to end (Esc cancels it)" if self.running else "choose a collection",
+                        severity="warning")
+            return
+        self.query_one("#em-rollback", Button).disabled = True
+        self.status(Text(f"rolling {name} back to its previous embedder…", style="dim"))
+        self.rollback(name)
+
+    @work(thread=True, exclusive=True, group="write", exit_on_error=False, description="rolling back")
+    def rollback(self, name: str) -> None:
+        from edgerag.embedtune.swap import rollback
+
+        result = rollback(self.app.settings, name)
+        self.app.call_from_thread(self._rolled_back, result)
+
+    def _rolled_back(self, result) -> None:
+        self.status(Text(f"{result.collection}: {result.previous} → {result.current} ({result.texts} texts, "
+                         f"{result.reused} vectors reused)", style="green"))
+        self.app.data_changed()
+        self.load_embedders()
