@@ -5,9 +5,9 @@ transformers can read a GGUF (dequantized to fp32), but the tokenizer it rebuild
 GGUF as tokenizer.model. `repair_tokenizer` rebuilds it from the same vocabulary with the right specials and
 pre-tokenizer — for the tokenizer family it was written for (SmolLM2's BPE, `tokenizer.ggml.pre = smollm`) only.
 Whatever tokenizer results, its ids are checked against llama.cpp's own tokenizer on probe texts (digits,
-accents, code, CJK, the chat markup) before anything is cached: a mismatch (e.g. a SentencePiece model such as
-TinyLlama or Mistral) is refused, because training on other token ids than the runtime uses would silently
-produce a broken model. The dequantized model is cached once as an HF folder next to the run data (`hf_cache`),
+accents, code, CJK, the chat markup) before anything is cached: a mismatch is refused, because training on other
+token ids than the runtime uses would silently produce a broken model. SentencePiece vocabularies (Gemma,
+TinyLlama, Mistral) are rebuilt to split text the way llama.cpp does (spm.py) instead of transformers' converter. The dequantized model is cached once as an HF folder next to the run data (`hf_cache`),
 so later loads (and QLoRA's 4-bit quantization) start from safetensors in seconds.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import ModelError, require
 from ..models import ModelStore
 from .archs import ARCHS
+from .spm import spm_tokenizer
 
 SUPPORTED_ARCHS = tuple(ARCHS)  # what the GGUF exporter knows how to write back (archs.py)
 # transformers picks its GGUF tokenizer converter by architecture, but the GGUF says which tokenizer it has
@@ -84,9 +85,18 @@ def llama_cpp_token_ids(gguf: Path, texts) -> list[tuple[list[int], list[int]]]:
              vocab.tokenize(t.encode("utf-8"), add_bos=True, special=True)) for t in texts]
 
 
+CHAT_PROBE = [{"role": "system", "content": "Answer from the sources."},
+              {"role": "user", "content": "Sources:\n[1] The warranty lasts 2 years.\n\nQuestion: How long?"},
+              {"role": "assistant", "content": "Two years [1]."}]
+
+
 def verify_tokenizer(tokenizer, gguf: Path, name: str) -> None:
-    """Refuse a tokenizer whose ids differ from llama.cpp's (the runtime's) on any probe text."""
-    for text, (plain, added) in zip(PROBE_TEXTS, llama_cpp_token_ids(gguf, PROBE_TEXTS)):
+    """Refuse a tokenizer whose ids differ from llama.cpp's (the runtime's) on any probe text, and on a chat in the
+    model's own template (its turn markup, as training will tokenize it)."""
+    probes = list(PROBE_TEXTS)
+    if tokenizer.chat_template:
+        probes.append(tokenizer.apply_chat_template(CHAT_PROBE, tokenize=False))
+    for text, (plain, added) in zip(probes, llama_cpp_token_ids(gguf, probes)):
         for got, want, how in ((tokenizer.encode(text, add_special_tokens=False), plain, "without specials"),
                                (tokenizer.encode(text), added, "with BOS/specials")):
             if got != want:
@@ -130,6 +140,8 @@ def _dequantize_gguf(gguf: Path, out: Path) -> None:
     tok_model, pre, arch = _gguf_fields(gguf, "tokenizer.ggml.model", "tokenizer.ggml.pre", "general.architecture")
     if tok_model == "gpt2" and arch in SPM_ONLY_CONVERTERS:
         raw = _bpe_tokenizer(gguf)
+    elif tok_model == "llama":  # SentencePiece: rebuilt to split like llama.cpp (spm.py), not transformers' Unigram
+        raw = spm_tokenizer(gguf)
     else:
         raw = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = repair_tokenizer(raw, raw.chat_template) if tok_model == "gpt2" and pre in REPAIRED_PRE_TOKENIZERS \

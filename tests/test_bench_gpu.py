@@ -1,0 +1,95 @@
+"""bench/gpu.py on a machine without a GPU: it says so and exits 0 with a "no-gpu" result; bad arguments exit 2;
+the sdist slimming keeps the build's files; and its model, data and both measurements run on the CPU with the
+synthetic model at tiny sizes, so the GPU session finds working plumbing."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "bench" / "gpu.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(*args, tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OUT": ""}
+    return subprocess.run([sys.executable, "-P", str(SCRIPT), *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+
+
+def test_no_gpu_is_said_and_recorded(tmp_path):
+    done = _run("--out", str(tmp_path / "out"), "--wheels", str(tmp_path / "none"), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA GPU found" in done.stdout and "Nothing was measured" in done.stdout
+    result = json.loads((tmp_path / "out" / "gpu-check.json").read_text())
+    assert result["status"] == "no-gpu" and "sees no CUDA GPU" in result["reason"] and "runs" not in result
+    assert "status: no-gpu" in (tmp_path / "out" / "gpu-check.md").read_text()
+
+
+@pytest.mark.parametrize("args", [["--gpu-steps", "0"], ["--questions", "-1"], ["--no-such-flag"]])
+def test_bad_arguments_exit_2(tmp_path, args):
+    done = _run(*args, tmp_path=tmp_path)
+    assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_slim_sdist_drops_only_what_a_build_never_reads(tmp_path, bench):
+    source = tmp_path / "pkg-1.0.tar.gz"
+    names = ["pkg-1.0/pyproject.toml", "pkg-1.0/.git/modules/x/pack", "pkg-1.0/vendor/llama.cpp/docs/ops/CUDA.csv",
+             "pkg-1.0/vendor/llama.cpp/models/ggml-vocab-x.gguf", "pkg-1.0/vendor/llama.cpp/models/ggml-vocab-x.gguf.inp",
+             "pkg-1.0/vendor/llama.cpp/models/templates/chat.jinja", "pkg-1.0/vendor/llama.cpp/ggml/src/ggml.c"]
+    with tarfile.open(source, "w:gz") as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size = len(name)
+            tar.addfile(info, io.BytesIO(name.encode()))
+    bench.slim_sdist(source, tmp_path / "slim.tar.gz")
+    with tarfile.open(tmp_path / "slim.tar.gz") as tar:
+        kept = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+    assert sorted(kept) == ["pkg-1.0/pyproject.toml", "pkg-1.0/vendor/llama.cpp/ggml/src/ggml.c",
+                            "pkg-1.0/vendor/llama.cpp/models/templates/chat.jinja"]
+    assert all(content == name for name, content in kept.items())
+
+
+def test_markdown_table_ratios(bench):
+    result = {"started": "t", "status": "measured", "gpu": "G", "runs": [
+        {"spec": {"kind": "train", "label": "GPU bf16", "cpu": False}, "bits": 16, "batch_size": 16,
+         "max_seq_len": 1536, "steps": 30, "tokens_per_s": 5000.0, "peak_gpu_mib": 900},
+        {"spec": {"kind": "train", "label": "CPU fp32", "cpu": True}, "bits": 32, "batch_size": 4, "max_seq_len": 1536,
+         "steps": 3, "tokens_per_s": 250.0, "peak_gpu_mib": None},
+        {"spec": {"kind": "ask", "label": "GPU"}, "error": "Traceback\nRuntimeError: no CUDA"}]}
+    text = bench.markdown(result)
+    assert "| GPU bf16 | 16 | 16 × 1536 | 30 | 5000.0 | 20.0× | 900 |" in text
+    assert "| CPU fp32 | 32 | 4 × 1536 | 3 | 250.0 | 1.0× |  |" in text
+    assert "| GPU | failed: RuntimeError: no CUDA |" in text
+
+
+def test_synthetic_model_and_both_measurements_on_cpu(tmp_path, monkeypatch, bench):
+    pytest.importorskip("peft")
+    monkeypatch.setenv("EDGERAG_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(bench, "SMOLLM2_SHAPE", dict(vocab_size=2100, hidden_size=64, intermediate_size=128,
+                                                     num_hidden_layers=2, num_attention_heads=4,
+                                                     num_key_value_heads=2, max_position_embeddings=2048))
+    train_base, ask_model = bench.synthetic_model(tmp_path / "home")
+    data = bench.training_data(tmp_path / "train.jsonl", n=8)
+    trained = bench.worker_train(dict(kind="train", base=train_base, data=str(data), bits=32, steps=2, batch_size=2,
+                                      max_seq_len=0))
+    assert trained["device"] == "cpu" and trained["steps"] == 2 and trained["tokens_per_s"] > 0
+    assert trained["max_seq_len"] == 1536  # 0: sized for this machine (a CPU: the default)
+    asked = bench.worker_ask(dict(kind="ask", model=ask_model, gpu_layers=0, questions=2))
+    assert asked["prompt_tokens"] > 2 * 300 and asked["prompt_tokens_per_s"] > 0 and asked["gpu_layers"] == 0
