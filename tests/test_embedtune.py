@@ -116,6 +116,39 @@ def test_training_resumes_from_its_checkpoint_and_export_agrees_with_pytorch(set
     assert store.get("tiny-adapted-torch").format == "hf" and not store.verify(["tiny-adapted", "tiny-adapted-torch"])
 
 
+def test_embedder_run_prints_the_event_lines_the_tui_reads_and_resume_needs_the_same_options(settings, tmp_path,
+                                                                                               capsys):
+    """`edgerag embedder run --events-jsonl -` on a tiny student: one JSON event per line (run, stages, steps, the
+    outcome with the gate's checks), a run folder whose options a resume must match, stage commands continuing it."""
+    from edgerag.cli import main
+
+    build_collection(settings, "xq", n_articles=4)  # 20 paragraphs: every 10th held out for the gate
+    base = _tiny_student(tmp_path)
+    run = tmp_path / "run"
+    common = ["-c", "xq", "--base-weights", str(base), "--max-queries", "60", "--negatives", "3", "--steps", "2",
+              "--batch-size", "4", "--name", "xq-tiny", "--run-dir", str(run)]
+    assert main(["embedder", "run", *common, "--events-jsonl", "-"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run" and events[0]["run_dir"] == str(run)
+    assert [e["stage"] for e in events if e["event"] == "stage"] == ["data", "train", "export", "gate"]
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
+    outcome = events[-1]
+    assert outcome["event"] == "outcome" and outcome["candidate"] == "xq-tiny" and outcome["promoted"] is False
+    assert {"heldout:dense", "heldout:hybrid"} <= set(outcome["checks"])
+    assert json.loads((run / "options.json").read_text())["max_steps"] == 2
+
+    # resuming with other options is refused with the differing option named; the same options continue
+    assert main(["embedder", "run", *common, "--loss", "infonce", "--resume"]) != 0
+    err = capsys.readouterr().err
+    assert "--resume needs the same options" in err and "(different: loss)" in err
+    assert main(["embedder", "run", *common, "--resume", "--json"]) == 0  # finished stages skipped, the gate rerun
+    assert json.loads(capsys.readouterr().out)["candidate"] == "xq-tiny"
+    # a stage command on the run folder (the D3 table): the gate again, with its flags
+    assert main(["embedder", "gate", "--run-dir", str(run), "--json"]) == 0
+    assert "heldout:dense" in json.loads(capsys.readouterr().out)["gate"]["checks"]
+
+
 def _embeddings_match_embedder(settings, name: str) -> str:
     """The embedder a collection opens with, after checking its stored vectors are that embedder's."""
     from edgerag.embed import load_active_embedder
