@@ -160,9 +160,6 @@ def test_kill_twenty_seeds_per_scenario(tmp_path):
 
 
 @pytest.mark.slow  # a real `finetune train` or `finetune export` process pair per seed on the tiny llama
-@pytest.mark.skipif(not os.environ.get("EDGERAG_FAULTS_FINETUNE"),
-                    reason="set EDGERAG_FAULTS_FINETUNE=1: open defect (issue 12) — a training run killed just after "
-                           "file-changing call 19/30 (seed 2) resumes to a different loss history and adapter")
 def test_kill_finetune_train_and_export_four_seeds_each(tmp_path):
     """Four seeds each keep CI's run time bounded; the 20-seed figure is
     `bench/faults.py finetune-kill` (README, Reliability)."""
