@@ -23,8 +23,9 @@ from edgerag.errors import BadInputError
 from edgerag.filters import glob_regex, parse_where
 from edgerag.ingest.sync import sync
 from edgerag.retrieve import Retriever
-from edgerag.store import vectors as vectors_module
+from edgerag.store import collection as collection_module
 from edgerag.store.collection import ChunkRecord, Collection
+from edgerag.store.vectors import HnswVectors
 
 sys.path.insert(0, str(REPO / "bench"))
 from faults import HashEmbedder  # noqa: E402
@@ -250,11 +251,12 @@ def nfcorpus(tmp_path_factory):
     col.close()
 
 
-@pytest.mark.parametrize("exact_scan_max", [vectors_module.EXACT_SCAN_MAX, 0])  # exact scan; hnswlib's filter
+@pytest.mark.parametrize("exact_scan_max", [collection_module.EXACT_SCAN_MAX, 0])  # exact scan; hnswlib's filter
 def test_restrictive_filter_keeps_k_results(nfcorpus, monkeypatch, exact_scan_max):
-    monkeypatch.setattr(vectors_module, "EXACT_SCAN_MAX", exact_scan_max)
+    monkeypatch.setattr(collection_module, "EXACT_SCAN_MAX", exact_scan_max)
     if not exact_scan_max:  # through the graph, with no fallback: hnswlib's filtered search alone finds k
-        monkeypatch.setattr(vectors_module.HnswVectors, "_exact", lambda *a: pytest.fail("exact scan used"))
+        monkeypatch.setattr(HnswVectors, "_exact", lambda *a: pytest.fail("exact scan used"))
+        monkeypatch.setattr(Collection, "_dense_exact", lambda *a: pytest.fail("exact scan used"))
     retriever, queries = nfcorpus
     col = retriever.collection
     where = parse_where("path:/corpus/g07.txt")

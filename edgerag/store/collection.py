@@ -33,6 +33,11 @@ from .vectors import HnswVectors
 from .keyword import KEYWORDS_FILE, KeywordIndex, remove_strays as remove_keyword_strays
 
 DB_FILE, VECTORS_FILE = "collection.sqlite", "vectors.hnsw"
+# A filter allowing at most this many texts is searched exactly (their stored embeddings times the query) instead of
+# through the HNSW graph with hnswlib's filter callback, which visits most of the graph (a Python call per node) to
+# collect k of a few allowed texts. bench/filters.py on NFCorpus (8k chunks, 323 queries, p50): exact 0.7 ms vs
+# the graph 7.1 ms at 81 allowed texts, 3.7 vs 4.6 ms at 404, 6.7 vs 3.1 ms at 807. Exact is also exact.
+EXACT_SCAN_MAX = 512
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HEADING_CHARS = 160  # of a heading that lead a chunk's indexed text (the embedder truncates at 256 tokens)
 
@@ -412,7 +417,26 @@ class Collection:
 
     def dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """[(text_id, cosine)] best first; with `allowed` (sorted text ids), only those."""
+        if allowed is not None and len(allowed) <= EXACT_SCAN_MAX:
+            return self._dense_exact(vector, k, allowed)
         return self.vectors.search(vector, k, allowed)
+
+    def _dense_exact(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> list[tuple[int, float]]:
+        """Cosine with each allowed text's stored embedding, best k (a text deleted meanwhile is skipped)."""
+        ids, rows = [], []
+        for start in range(0, len(allowed), 900):  # stay under SQLite's bound-parameter limit
+            part = allowed[start:start + 900].tolist()
+            for text_id, blob in self.conn.execute(
+                    f"SELECT id, embedding FROM texts WHERE id IN ({','.join('?' * len(part))})", part):
+                ids.append(text_id)
+                rows.append(np.frombuffer(blob, dtype=np.float32))
+        if not ids or k <= 0:
+            return []
+        matrix = np.stack(rows)
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        sims = (matrix @ q) / np.maximum(np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(q)), 1e-12)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(ids[i], float(sims[i])) for i in top]
 
     # -- metadata filters (filters.py parses them; this is their one translation to SQL) ---------------------
     def allowed_texts(self, where: Where) -> np.ndarray:
