@@ -439,3 +439,23 @@ def test_tui_models_screen_starts_and_stops_the_server(serve_settings, monkeypat
             assert "off" in str(screen.query_one("#serve-status", Label).render())
 
     asyncio.run(scenario())
+
+
+def test_rag_where_limits_retrieval_to_matching_documents(client, fake):
+    """`where` (edgerag's request field; the CLI's --where expressions): only matching documents are searched."""
+    def ask(model="rag:demo", **extra):
+        return client.chat.completions.create(model=model, messages=[{"role": "user", "content": WARRANTY_Q}],
+                                              extra_body=extra)
+
+    cited = ask(where="ext:md").choices[0].model_extra["citations"]
+    assert cited and all(c["path"].endswith("aurora-k3-manual.md") for c in cited)
+    asked = len(fake.prompts)
+    other = ask(where=["ext:html", "ext:txt"]).choices[0]  # the manual is filtered out
+    assert not any(c["path"].endswith(".md") for c in other.model_extra["citations"])
+    assert len(fake.prompts) == asked or "aurora-k3-manual.md" not in fake.prompts[-1][-1]["content"]
+    for kwargs, words in [({"where": "page:0"}, "bad filter 'page:0'"),
+                          ({"where": "ext:pdf"}, "matches the filter ext:pdf"),
+                          ({"where": "ext:md", "model": model_ids(client)["generator"][0]}, "where filters")]:
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(**kwargs)
+        assert words in caught.value.message

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import Settings
 from ..errors import BadInputError, CollectionError, EdgeragError, ModelNotFound
+from ..filters import parse_where
 from .bridge import Run
 from .chat import Conversations, Params, Reply, plain_job, rag_job
 from .limits import BodyLimit, Limits
@@ -128,9 +129,12 @@ def create_app(settings: Settings, *, api_key: str | None = None, limits: Limits
         stop = [body.stop] if isinstance(body.stop, str) else body.stop
         params = Params(wanted, settings.temperature if body.temperature is None else body.temperature, stop)
         collection, generator_name = await run_in_threadpool(registry.resolve_chat, body.model)
+        where = parse_where(body.where)  # a bad filter is a 400 naming the accepted forms
+        if where is not None and collection is None:
+            raise ApiError(400, "where filters the documents of a rag: model; this model reads none", param="where")
         if collection is not None:
             job = rag_job(registry, conversations, body.model, collection, generator_name, body.messages, params,
-                          body.stream)
+                          body.stream, where)
         else:
             job = plain_job(registry, generator_name, body.messages, params)
         run = Run(registry.worker(generator_name), job, stream=body.stream)

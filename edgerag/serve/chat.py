@@ -13,6 +13,7 @@ is rebuilt from the plain messages.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -20,6 +21,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from ..filters import Where
 from ..generate.answer import Answer, AnswerEngine
 from ..generate.chat import ChatSession, Turn
 from ..generate.prompts import SYSTEM_PROMPT
@@ -110,7 +112,7 @@ def _copy(session: ChatSession, engine) -> ChatSession:
 
 
 def rag_job(registry, conversations: Conversations, model: str, collection: str, generator_name: str,
-            messages: list[ChatMessage], params: Params, stream: bool):
+            messages: list[ChatMessage], params: Params, stream: bool, where: Where | None = None):
     question, pairs = conversation(messages)
 
     def job(on_token, cancel: threading.Event) -> Reply:
@@ -119,7 +121,11 @@ def rag_job(registry, conversations: Conversations, model: str, collection: str,
         base = registry.engine(collection, generator_name)
         # A per-request engine over the shared retriever and generator: only the generation settings differ.
         settings = dataclasses.replace(base.settings, max_tokens=params.max_tokens, temperature=params.temperature)
-        engine = AnswerEngine(base.retriever, base.generator, settings, mode=base.mode, top_k=base.top_k,
+        retriever = base.retriever
+        if where is not None:  # the request's `where` filter, on a per-request view of the shared retriever
+            retriever = copy.copy(base.retriever)
+            retriever.where = where
+        engine = AnswerEngine(retriever, base.generator, settings, mode=base.mode, top_k=base.top_k,
                               order=base.order)
         session = conversations.session(engine, model, pairs)
 

@@ -49,6 +49,7 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1)
+    where: str | list[str] | None = None  # edgerag's metadata filter for rag: models (`--where` expressions)
 
 
 class EmbeddingRequest(BaseModel):
