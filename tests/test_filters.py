@@ -398,3 +398,15 @@ def test_tui_filter_box(bare_settings):
             assert engine.wheres[-1] is None  # an empty box searches every document
 
     run()
+
+
+def test_a_files_time_reaches_its_attachments_only(tmp_path):
+    embedder = Embedder()
+    with Collection.open(tmp_path, "att", embedder.id, create=True) as col:
+        paths = ["/a/m.eml", "/a/m.eml::x.pdf", "/a/m.eml::x.pdf::inner.txt", "/a/m.emlz", "/a/m.eml:z"]
+        for p in paths:
+            text = f"the text of {p}"
+            col.write_document(p, p, 1, "txt", None, [ChunkRecord(text, None, None, 0, len(text), 4)], [None],
+                               {0: embedder.embed([text])[0]}, modified=1.0)
+        col.set_modified("/a/m.eml", 5.0)
+        assert {d.path: d.modified for d in col.documents()} == {**{p: 5.0 for p in paths[:3]}, **{p: 1.0 for p in paths[3:]}}

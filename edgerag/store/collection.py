@@ -592,10 +592,9 @@ class Collection:
         """Record a file's modification time, and its attachments' (an unchanged or renamed file whose time
         changed; documents ingested before the column existed)."""
         self.acquire_write_lock()
-        prefix = path + "::"
-        with self._txn():
-            self.conn.execute("UPDATE documents SET modified = ? WHERE path = ? OR substr(path, 1, ?) = ?",
-                              (modified, path, len(prefix), prefix))
+        with self._txn():  # attachments are "path::name": the index range [path::, path:;) holds exactly them
+            self.conn.execute("UPDATE documents SET modified = ? WHERE path = ? OR (path >= ? AND path < ?)",
+                              (modified, path, path + "::", path + ":;"))
 
     def rename_document(self, old_path: str, new_path: str) -> None:
         self.acquire_write_lock()
