@@ -346,6 +346,25 @@ def _trainer_class():
             return EpochSeededSampler([len(x["input_ids"]) for x in dataset],
                                       group if self.args.group_by_length else None, self.args.seed)
 
+        def _load_optimizer_and_scheduler(self, checkpoint):
+            # Several CPU processes: the Trainer loads optimizer.pt onto args.device, an indexed "cpu:N" that
+            # torch.load cannot restore to ("don't know how to restore data location ... cpu:0"), so a DDP run on
+            # CPUs could not resume; a CPU device is plain "cpu" to torch.load.
+            if self.args.device.type != "cpu" or self.args.device.index is None:
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            load = torch.load
+
+            def on_cpu(*args, **kwargs):
+                if "map_location" in kwargs and getattr(kwargs["map_location"], "type", None) == "cpu":
+                    kwargs["map_location"] = "cpu"
+                return load(*args, **kwargs)
+
+            torch.load = on_cpu
+            try:
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            finally:
+                torch.load = load
+
     return Trainer
 
 
