@@ -206,9 +206,11 @@ def tiny_home(folder: Path) -> Path:
     from edgerag.models.importing import import_model
 
     home = folder / "tiny-home"
-    if (home / "ready").is_file():
+    ready = "tinyarch llama"  # a home kept in the work folder from an older suite (SmolLM2's vocabulary) is rebuilt
+    if (home / "ready").is_file() and (home / "ready").read_text() == ready:
         return home
     shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(folder / "trained-home", ignore_errors=True)  # the export scenario's run, trained on the old one
     home.mkdir(parents=True)
     examples = chat_examples(16)
     texts = [m["content"] for e in examples for m in e["messages"]]
@@ -224,7 +226,7 @@ def tiny_home(folder: Path) -> Path:
         prepare_base(load_settings(), "tiny")  # the GGUF → HF conversion, cached in the home
     finally:
         os.environ.pop("EDGERAG_HOME") if old is None else os.environ.__setitem__("EDGERAG_HOME", old)
-    (home / "ready").write_text("")
+    (home / "ready").write_text(ready)
     return home
 
 
