@@ -428,6 +428,44 @@ async def test_finetune_embedder_form_runs_the_cli_charts_resumes_promotes_and_r
         assert notifications(app) == [f"demo now answers with {other}"]  # and no error
 
 
+@pytest.mark.slow
+@pilot
+async def test_finetune_embedder_tab_runs_the_real_cli_child_on_a_tiny_student(settings, tmp_path):
+    """The Embedder tab's job is the real `edgerag embedder run` child (torch in the child only), its events drawn:
+    the data, train, export and gate stages on a 2-layer student, then the gate's checks and the candidate."""
+    from test_embedtune import _tiny_student
+    from xquad import build_collection
+
+    build_collection(settings, "xq", n_articles=4)
+    tiny = _tiny_student(tmp_path)
+
+    def command(args: list[str]) -> list[str]:  # the app's own command, with the tiny student as the weights
+        from tui.app import default_trainer_command
+
+        return default_trainer_command([*args, "--base-weights", str(tiny), "--negatives", "3", "--batch-size", "4"])
+
+    app = create_app(settings, trainer_command=command)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f6")
+        await idle(pilot)
+        screen = app.screen
+        screen.query_one("#ft-jobs").active = "embedder"
+        await idle(pilot)
+        screen.query_one("#em-collection").value = "xq"
+        screen.query_one("#em-queries").value = "60"
+        screen.query_one("#em-steps").value = "3"
+        screen.query_one("#em-promote").value = False
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: screen.process is None and screen.last_args, 900, "the embedder run")
+        await idle(pilot)
+        assert not notifications(app), notifications(app)
+        assert "finished" in str(screen.query_one("#ft-status").render())
+        assert len(screen.query_one("#ft-chart").losses) == 3
+        assert screen.query_one("#ft-gate").row_count >= 2 and screen.candidate
+        assert "not promoted" in str(screen.query_one("#ft-outcome").render())
+        assert ModelStore(settings.models_dir).get(screen.candidate).lineage["collection"] == "xq"
+
+
 # -- app-wide ------------------------------------------------------------------------------------------------
 @pilot
 async def test_every_screen_renders_at_80x24_help_and_theme(settings):
