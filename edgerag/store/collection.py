@@ -35,8 +35,8 @@ from .keyword import KEYWORDS_FILE, KeywordIndex, remove_strays as remove_keywor
 DB_FILE, VECTORS_FILE = "collection.sqlite", "vectors.hnsw"
 # A filter allowing at most this many texts is searched exactly (their stored embeddings times the query) instead of
 # through the HNSW graph with hnswlib's filter callback, which visits most of the graph (a Python call per node) to
-# collect k of a few allowed texts. bench/filters.py on NFCorpus (8k chunks, 323 queries, p50): exact 0.7 ms vs
-# the graph 7.1 ms at 81 allowed texts, 3.7 vs 4.6 ms at 404, 6.7 vs 3.1 ms at 807. Exact is also exact.
+# collect k of a few allowed texts. bench/filters.py on NFCorpus (8k chunks, 323 queries, p50, 2 cores at load ~2):
+# exact 0.6 ms vs the graph 6.1 ms at 81 allowed texts, 3.0 vs 4.5 ms at 404, 6.8 vs 3.2 ms at 807. Exact is exact.
 EXACT_SCAN_MAX = 512
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HEADING_CHARS = 160  # of a heading that lead a chunk's indexed text (the embedder truncates at 256 tokens)
