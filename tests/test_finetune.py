@@ -244,15 +244,9 @@ def test_killed_training_resumes_to_the_same_loss(tiny_home):
 def small_home(tmp_path_factory):
     """A tiny llama with a 600-token vocabulary (tests/tinyarch.py): loads in a second, for tests that train
     several runs."""
-    from tinyarch import make_arch_gguf
+    from tinyarch import small_chat_home
 
-    home = tmp_path_factory.mktemp("small-home")
-    examples = chat_examples(12)
-    texts = [m["content"] for e in examples for m in e["messages"]]
-    import_model(ModelStore(home / "models"), make_arch_gguf("llama", home / "tiny.gguf", texts), name="tiny")
-    (home / "chats").mkdir()
-    (home / "chats" / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
-    return home
+    return small_chat_home(tmp_path_factory.mktemp("small-home"))
 
 
 def test_a_run_resumed_in_a_later_epoch_equals_the_uninterrupted_one(small_home, tmp_path, monkeypatch):

@@ -18,11 +18,9 @@ import pytest
 
 pytest.importorskip("peft")
 pytest.importorskip("accelerate")
-from tinyarch import make_arch_gguf  # noqa: E402
-from tinyllama import chat_examples  # noqa: E402
+from tinyarch import small_chat_home  # noqa: E402
 
 from edgerag.models import ModelStore  # noqa: E402
-from edgerag.models.importing import import_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ["--base", "tiny", "--bits", "32", "--rank", "4", "--steps", "4", "--save-steps", "2", "--batch-size", "2",
@@ -31,14 +29,7 @@ COMMON = ["--base", "tiny", "--bits", "32", "--rank", "4", "--steps", "4", "--sa
 
 @pytest.fixture(scope="module")
 def ddp_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ddp-home")
-    examples = chat_examples(12)
-    texts = [m["content"] for e in examples for m in e["messages"]]
-    # a tiny llama with a small vocabulary: loading and tokenizer conversion take a second in each rank
-    import_model(ModelStore(home / "models"), make_arch_gguf("llama", home / "tiny.gguf", texts), name="tiny")
-    (home / "chats").mkdir()
-    (home / "chats" / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
-    return home
+    return small_chat_home(tmp_path_factory.mktemp("ddp-home"))
 
 
 def _torchrun(home: Path, *args: str, stop_after_checkpoint: int | None = None) -> tuple[int, list[dict], str]:

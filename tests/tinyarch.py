@@ -131,3 +131,22 @@ def make_arch_gguf(arch: str, out: Path, texts: list[str], seed: int = 0) -> Pat
         writer.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
     finish_gguf(writer)
     return out
+
+
+def small_chat_home(home: Path, n_examples: int = 12) -> Path:
+    """A data home whose models store holds `tiny` (a llama with a 600-token vocabulary trained on the chats, so
+    loading and tokenizer conversion take a second) and whose chats/train.jsonl holds `n_examples` chats: for
+    tests that train several runs or several ranks."""
+    import json
+
+    from tinyllama import chat_examples
+
+    from edgerag.models import ModelStore
+    from edgerag.models.importing import import_model
+
+    examples = chat_examples(n_examples)
+    texts = [m["content"] for e in examples for m in e["messages"]]
+    import_model(ModelStore(home / "models"), make_arch_gguf("llama", home / "tiny.gguf", texts), name="tiny")
+    (home / "chats").mkdir()
+    (home / "chats" / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
+    return home
