@@ -123,6 +123,11 @@ def _finished_job(settings, fake_trainer, job: str, steps_field: str):
         # The gate table sizes itself on the refresh after its rows arrive: let that happen on a busy machine too.
         await pilot.pause(0.5)
         await idle(pilot)
+        if job == "embedder":
+            # The embedder line is read by a thread that can race the first open of the stand-in collection's
+            # empty database: read it once more now that everything has settled, as a user's reselect would.
+            app.screen.load_embedders()
+            await idle(pilot)
 
     return app, run
 

@@ -7,6 +7,8 @@ With --json each sync is one JSON line on stdout. Ctrl-C stops watching; exit co
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -71,13 +73,24 @@ def watch_cmd(args) -> int:
                 + report.summary["unchanged"]
             line(f"{docs} documents, last sync {_clock(event.at)}")
 
+    # The first Ctrl-C asks the watcher to stop at its next wake-up (after a sync in progress ends), instead of
+    # raising KeyboardInterrupt inside whatever runs then: one raised while the status line's console lock was
+    # held left its refresh thread waiting for ever, and the process with it. A second Ctrl-C interrupts at once.
+    stop = threading.Event()
+
+    def ask_to_stop(signum, frame) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, ask_to_stop)
     try:
         if status is not None:
             status.start()
-        watch(settings, args.paths, name, on_event)
+        watch(settings, args.paths, name, on_event, stop=stop)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, previous)
         if status is not None:
             status.stop()
     if not args.json:
