@@ -113,6 +113,8 @@ class Settings:
     max_tokens: int = 256
     temperature: float = 0.1
     seed: int = 0
+    # Keep the system prompt's KV state under <data>/cache/prompt-state so a new process does not evaluate it again.
+    prompt_cache: bool = True
 
     def __post_init__(self) -> None:
         self.models_dir = Path(self.models_dir).expanduser()

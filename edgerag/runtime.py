@@ -51,8 +51,14 @@ def build_engine(settings: Settings, collection_name: str, mode: str | None = No
     from .retrieve import Retriever
     from .retrieve.rerank import EmbeddingOverlapReranker
 
-    collection, embedder = open_collection(settings, collection_name, embedder=embedder)
-    reranker = EmbeddingOverlapReranker(embedder) if rerank else None
-    retriever = Retriever.from_settings(collection, embedder, settings, reranker)
-    generator = generator or load_generator(settings, generator_name, lora_path=lora_path)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The GGUF loads in a thread (llama.cpp's load runs in ctypes calls, which release the GIL) while the embedder
+    # and the collection open: a cold `ask` pays for the longer of the two, not both (bench/coldstart.py).
+    with ThreadPoolExecutor(1, thread_name_prefix="gguf-load") as pool:
+        pending = None if generator else pool.submit(load_generator, settings, generator_name, lora_path=lora_path)
+        collection, embedder = open_collection(settings, collection_name, embedder=embedder)
+        reranker = EmbeddingOverlapReranker(embedder) if rerank else None
+        retriever = Retriever.from_settings(collection, embedder, settings, reranker)
+        generator = generator or pending.result()
     return AnswerEngine(retriever, generator, settings, mode=mode, top_k=top_k)
