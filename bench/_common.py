@@ -27,10 +27,18 @@ def bench_home() -> Path:
     from edgerag.models import ModelStore
 
     settings = load_settings()
-    if not ModelStore(settings.models_dir).names():
-        from edgerag.models.prepare import prepare_defaults
+    store = ModelStore(settings.models_dir)
+    from edgerag.models.prepare import EMBEDDER_INT8, INT8_RECIPE, prepare_defaults
 
-        prepare_defaults(ModelStore(settings.models_dir), say=lambda m: print("  " + m, file=sys.stderr))
+    # prepared when empty, and again when `models prepare` has changed its recipe since (what users get now)
+    if not store.names() or not store.exists(EMBEDDER_INT8) or \
+            store.get(EMBEDDER_INT8).lineage.get("made_by") != INT8_RECIPE:
+        prepare_defaults(store, say=lambda m: print("  " + m, file=sys.stderr))
+        from edgerag.store.collection import remove_collection
+
+        for name in ("bench-demo", "bench-ingest"):  # the benches' own scratch collections, of the old embedder
+            if (settings.collections_dir / name).is_dir():
+                remove_collection(settings.collections_dir, name)
     return home
 
 
@@ -59,4 +67,14 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
         print(f"  {k:<{width}}  {v}")
 
 
-__all__ = ["REPO", "DATA", "bench_home", "nfcorpus", "percentile", "timed", "report", "statistics"]
+def headline(measure: str, ours: float, unit: str, target: float | None, lower_is_better: bool = True,
+             baseline: float | None = None, baseline_name: str = "", detail: str = "") -> None:
+    """One of issue 14's table rows, printed as a `HEADLINE {json}` line: bench/run_all.py collects them into the
+    summary table and plot at the top of docs/results/bench.md (the README's table is copied from there)."""
+    met = None if target is None else (ours <= target if lower_is_better else ours >= target)
+    print("HEADLINE " + json.dumps({"measure": measure, "ours": ours, "unit": unit, "target": target,
+                                    "lower_is_better": lower_is_better, "baseline": baseline,
+                                    "baseline_name": baseline_name, "met": met, "detail": detail}), flush=True)
+
+
+__all__ = ["REPO", "DATA", "bench_home", "nfcorpus", "percentile", "timed", "report", "headline", "statistics"]

@@ -8,7 +8,7 @@ Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/chat_cache.py
 import dataclasses
 import statistics
 
-from _common import REPO, bench_home, report
+from _common import REPO, bench_home, headline, report
 
 ROUNDS = 5
 
@@ -57,6 +57,8 @@ def main() -> None:
         ("ratio, median of pairs (target <= 0.5)", f"{med(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"),
         ("second-turn prompt tokens evaluated with reuse (last round)", evaluated),
     ])
+    headline("chat 2nd-turn first token, KV reuse / none", med(ratios), "x", 0.5, baseline=1.0,
+             baseline_name="state reset", detail=f"{med(times[True]):.2f} s vs {med(times[False]):.2f} s")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import dataclasses
 import statistics
 import time
 
-from _common import REPO, bench_home, report
+from _common import REPO, bench_home, headline, report
 
 QUESTIONS = ["How long does the Aurora K3 warranty last?", "What is the daily meal allowance outside the EU?",
              "Who built the Old Harbour Lighthouse?", "How do I clean the burrs?"]
@@ -92,6 +92,10 @@ def main() -> None:
                ("ratio, median of pairs (target >= 0.97)", f"{med:.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})"),
                ("identical outputs (greedy)", f"{same}/{len(ratios)}"),
            ])
+    headline("generation decode speed, `ask` / bare llama-cpp-python", med, "x", 0.97, lower_is_better=False,
+             baseline=1.0, baseline_name="bare llama-cpp-python",
+             detail=f"{statistics.median(ours_rates):.1f} vs {statistics.median(bare_rates):.1f} tok/s, "
+                    f"identical outputs {same}/{len(ratios)}")
 
 
 if __name__ == "__main__":

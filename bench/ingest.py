@@ -1,7 +1,8 @@
 """Ingest NFCorpus (3,633 abstracts written out as .txt files) and split the time into parse / chunk / embed /
 index, with chunks/s and the share of time spent outside embedding.
 
-Peak RSS is the whole process's (files written out, models loaded, ingest).
+Peak RSS is the whole process's (files written out, models loaded, ingest). Ingest time and disk size per 100k
+chunks (issue 14's scale curve) are this run's, scaled linearly.
 Run: flock /tmp/edgerag-bench.lock .venv/bin/python bench/ingest.py [--limit N]
 """
 
@@ -10,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import bench_home, nfcorpus, report
+from _common import bench_home, headline, nfcorpus, report
 
 
 def main() -> None:
@@ -35,6 +36,7 @@ def main() -> None:
     again = ingest(settings, [folder], "bench-ingest")
     shutil.rmtree(folder)
     t = r.timings
+    disk = sum(f.stat().st_size for f in (settings.collections_dir / "bench-ingest").rglob("*") if f.is_file())
     outside = r.seconds - t["embed"]
     report(f"ingest NFCorpus: {len(docs)} files, {r.new_chunks} chunks embedded", [
         ("total", f"{r.seconds:.1f} s"),
@@ -45,9 +47,16 @@ def main() -> None:
         ("share of time outside embedding", f"{outside / r.seconds:.1%}"),
         ("re-ingest (no changes)", f"{again.seconds:.2f} s, {again.new_chunks} chunks embedded"),
         ("failed files", str(len(r.failed))),
+        ("collection on disk (SQLite + vectors.hnsw + keywords.bm25)", f"{disk / 2**20:.1f} MB"),
+        ("per 100k chunks, scaled linearly from this run: ingest time / disk",
+         f"{r.seconds / r.new_chunks * 100_000 / 60:.0f} min / {disk / r.new_chunks * 100_000 / 2**20:.0f} MB"),
         ("peak RSS of this process (target <= 600 MB)", f"{peak_rss_mb():.0f} MB"),
         ("peak RSS of the parser child process", f"{child_peak_rss_mb():.0f} MB"),
     ])
+    headline("ingest NFCorpus (documents/s)", len(docs) / r.seconds, "docs/s", 40, lower_is_better=False,
+             detail=f"{r.new_chunks / r.seconds:.1f} chunks/s end to end, embedding "
+                    f"{r.new_chunks / max(t['embed'], 1e-9):.1f} chunks/s and {t['embed'] / r.seconds:.0%} of the time")
+    headline("ingest peak RSS", peak_rss_mb(), "MB", 600)
 
 
 def peak_rss_mb(who=None) -> float:

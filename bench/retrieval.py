@@ -1,13 +1,19 @@
-"""Dense retrieval latency (p50/p99) and recall@10 against exact (brute-force) search, at 10k and 100k chunks.
-Synthetic: only the first 3,633 vectors are real; the output says so, and so must any table quoting it.
+"""The scale curve of dense retrieval: latency (p50/p99) and recall@10 against exact (brute-force) search, index
+build time, index size on disk and the process's memory, at 10k and 100k chunks (`--sizes` adds 1M: ~3.5 GB of
+memory and a long build; not part of `make bench`). Writes docs/results/scale-curve.png.
 
-Vectors: real NFCorpus chunk embeddings from the bundled embedder, grown to the target size with perturbed
-mixtures of real vectors (embedding-like geometry; embedding 100k real chunks takes ~15 minutes here).
-Queries: real NFCorpus query embeddings. Index: edgerag's HnswVectors with the settings' M/ef values.
-Targets: p50 <= 15 ms at 100k with recall@10 >= 0.99. Run: .venv/bin/python bench/retrieval.py
+SYNTHETIC beyond the real vectors: only the first 3,633 vectors are real (NFCorpus abstracts embedded by the
+bundled embedder, the only BEIR corpus in ../shared/data); the rest are perturbed mixtures of two real vectors
+plus noise (embedding-like geometry; embedding 100k real chunks takes ~30 minutes here, and repeating the
+corpus would give exact duplicate vectors, which make recall meaningless). The output says so, and so must any
+table quoting it. Queries: real NFCorpus query embeddings. Index: edgerag's HnswVectors with the settings' M/ef.
+Ingest time and disk size per 100k chunks come from bench/ingest.py (real text). Targets: p50 <= 15 ms at 100k
+with recall@10 >= 0.99. Run: .venv/bin/python bench/retrieval.py [--sizes 10000 100000 1000000]
 """
 
+import argparse
 import json
+import resource
 import tempfile
 import time
 import zipfile
@@ -15,20 +21,36 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA, bench_home, nfcorpus, percentile, report
+from _common import DATA, REPO, bench_home, headline, nfcorpus, percentile, report
 
 
 def grow(real: np.ndarray, n: int, rng) -> np.ndarray:
+    """The real vectors first, then perturbed mixtures of two of them (made in blocks: 1M at once would need ~6 GB)."""
     if n <= len(real):
         return real[:n]
-    a = real[rng.integers(0, len(real), n)]
-    b = real[rng.integers(0, len(real), n)]
-    w = rng.uniform(0.5, 1.0, (n, 1)).astype(np.float32)
-    v = w * a + (1 - w) * b + rng.normal(0, 0.02, a.shape).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    out = np.empty((n, real.shape[1]), np.float32)
+    out[:len(real)] = real
+    for lo in range(len(real), n, 50_000):
+        m = min(50_000, n - lo)
+        a = real[rng.integers(0, len(real), m)]
+        b = real[rng.integers(0, len(real), m)]
+        w = rng.uniform(0.5, 1.0, (m, 1)).astype(np.float32)
+        v = w * a + (1 - w) * b + rng.normal(0, 0.02, a.shape).astype(np.float32)
+        out[lo:lo + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
     bench_home()
     from edgerag.config import load_settings
     from edgerag.embed import load_active_embedder
@@ -41,15 +63,19 @@ def main() -> None:
     with zipfile.ZipFile(DATA / "retrieval" / "beir_nfcorpus" / "nfcorpus.zip") as zf:
         queries = [json.loads(line)["text"] for line in zf.read("nfcorpus/queries.jsonl").decode().splitlines()[:300]]
     qvecs = embedder.embed(queries)
-    rows = []
-    for n in (10_000, 100_000):
+    rows, curve = [], []
+    for n in args.sizes:
         data = grow(real, n, rng)
         with tempfile.TemporaryDirectory() as tmp:
+            before = rss_mb()
             index = HnswVectors(Path(tmp) / "v.hnsw", data.shape[1], m=settings.hnsw_m,
                                 ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search)
             t0 = time.perf_counter()
             index.add(np.arange(n), data)
             build = time.perf_counter() - t0
+            index_mb = rss_mb() - before
+            index.save()
+            disk_mb = index.path.stat().st_size / 2**20
             lat, recall, exact_lat = [], [], []
             for q in qvecs:
                 t0 = time.perf_counter()
@@ -59,13 +85,57 @@ def main() -> None:
                 truth = np.argpartition(-(data @ q), 10)[:10]
                 exact_lat.append((time.perf_counter() - t0) * 1000)
                 recall.append(len(set(got) & set(truth.tolist())) / 10)
-        rows += [(f"{n:>7} chunks: build", f"{build:.1f} s"),
-                 (f"{n:>7} chunks: hnsw p50 / p99", f"{percentile(lat, 50):.2f} / {percentile(lat, 99):.2f} ms"),
-                 (f"{n:>7} chunks: exact numpy p50 (baseline)", f"{percentile(exact_lat, 50):.2f} ms"),
-                 (f"{n:>7} chunks: speed-up vs exact", f"{percentile(exact_lat, 50) / percentile(lat, 50):.1f}x"),
-                 (f"{n:>7} chunks: recall@10 vs exact", f"{np.mean(recall):.4f}")]
+            del index
+        point = {"n": n, "p50": percentile(lat, 50), "p99": percentile(lat, 99), "exact": percentile(exact_lat, 50),
+                 "recall": float(np.mean(recall)), "build": build, "disk": disk_mb, "mem": index_mb}
+        curve.append(point)
+        rows += [(f"{n:>8} chunks: build", f"{build:.1f} s"),
+                 (f"{n:>8} chunks: hnsw p50 / p99", f"{point['p50']:.2f} / {point['p99']:.2f} ms"),
+                 (f"{n:>8} chunks: exact numpy p50 (baseline)", f"{point['exact']:.2f} ms"),
+                 (f"{n:>8} chunks: speed-up vs exact", f"{point['exact'] / point['p50']:.1f}x"),
+                 (f"{n:>8} chunks: recall@10 vs exact", f"{point['recall']:.4f}"),
+                 (f"{n:>8} chunks: index on disk / in memory", f"{disk_mb:.0f} MB / {index_mb:.0f} MB "
+                                                               f"(+ {data.nbytes / 2**20:.0f} MB of float32 vectors)")]
+    rows.append(("peak RSS of this process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"))
     report(f"dense retrieval, ef_search={settings.hnsw_ef_search}, M={settings.hnsw_m}, {len(qvecs)} real queries; "
            f"SYNTHETIC corpus: {len(real)} real NFCorpus vectors, the rest perturbed mixtures of them", rows)
+    top = curve[-1]
+    headline(f"dense search at {top['n'] // 1000}k chunks (synthetic) p50", top["p50"], "ms", 15.0,
+             baseline=top["exact"], baseline_name="exact numpy", detail=f"recall@10 vs exact {top['recall']:.3f}, "
+             f"p99 {top['p99']:.2f} ms")
+    headline(f"dense search at {top['n'] // 1000}k chunks (synthetic) recall@10 vs exact", top["recall"], "", 0.99,
+             lower_is_better=False)
+    plot(curve, len(real))
+
+
+def plot(curve: list[dict], n_real: int) -> None:
+    """docs/results/scale-curve.png: latency (hnsw p50/p99, exact p50) and recall@10 against the corpus size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = [c["n"] for c in curve]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key, label, style in (("p50", "hnsw p50", "o-"), ("p99", "hnsw p99", "o--"), ("exact", "exact numpy p50", "s:")):
+        ax.plot(ns, [c[key] for c in curve], style, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("chunks")
+    ax.set_ylabel("ms per query (k=10)")
+    ax.legend()
+    ax2.plot(ns, [c["recall"] for c in curve], "o-")
+    ax2.axhline(0.99, color="grey", linestyle="--", label="target 0.99")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("chunks")
+    ax2.set_ylabel("recall@10 vs exact")
+    ax2.legend()
+    fig.suptitle(f"dense retrieval scale curve (synthetic beyond {n_real} real NFCorpus vectors)", fontsize=10)
+    fig.tight_layout()
+    out = REPO / "docs" / "results" / "scale-curve.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"\nplot: {out.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
 """Run every benchmark in turn (never two at once: they would share the same cores) and write
-docs/results/bench.md: the machine it ran on, then each script's command and full output. The README's
-benchmark table is copied from that file.
+docs/results/bench.md: the machine it ran on, a summary table of issue 14's measures (each script prints its
+rows as `HEADLINE {json}` lines, bench/_common.headline) with a plot (docs/results/bench.png), then each script's
+command and full output. The README's benchmark table is the summary table, copied from that file between the
+`bench-table` markers by this script.
 
 Run: make bench   (or: flock /tmp/edgerag-bench.lock .venv/bin/python bench/run_all.py [SCRIPT ...])
+`--no-readme` leaves README.md alone.
 """
 
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE.parent / "docs" / "results" / "bench.md"
+REPO = HERE.parent
+RESULTS = REPO / "docs" / "results" / "bench.md"
+PLOT = RESULTS.with_name("bench.png")
+README = REPO / "README.md"
+MARKERS = ("<!-- bench-table:start (written by bench/run_all.py from docs/results/bench.md) -->",
+           "<!-- bench-table:end -->")
 SCRIPTS = ["embedding.py", "retrieval.py", "keyword_leg.py", "generation.py", "coldstart.py", "chat_cache.py",
            "ingest.py", "parsers.py", "eval_nfcorpus.py", "serve.py"]
 
@@ -24,6 +34,12 @@ def machine() -> str:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags.split()]
+        cpu += f" ({', '.join(simd) or 'no AVX2'})"
     except (OSError, StopIteration):
         pass
     try:
@@ -37,27 +53,128 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def main(scripts: list[str]) -> int:
-    sections, failed = [], []
+def number(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 0.1 else \
+        f"{x:.3f}"
+
+
+def with_unit(x: float | None, unit: str) -> str:
+    return "—" if x is None else f"{number(x)}{'' if not unit else 'x' if unit == 'x' else ' ' + unit}"
+
+
+def summary_table(rows: list[dict]) -> str:
+    lines = ["| measure | edgerag | baseline, same run | target | met | details |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        base = f"{r['baseline_name']} {with_unit(r['baseline'], r['unit'])}" if r["baseline"] is not None else "—"
+        target = "—" if r["target"] is None else f"{'≤' if r['lower_is_better'] else '≥'} " \
+                                                 f"{with_unit(r['target'], r['unit'])}"
+        met = {True: "met", False: "**missed**", None: "—"}[r["met"]]
+        lines.append(f"| {r['measure']} (`bench/{r['script']}`) | {with_unit(r['ours'], r['unit'])} | {base} | "
+                     f"{target} | {met} | {r['detail']} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict]) -> bool:
+    """One small panel per measure: edgerag and its same-run baseline as bars, the target as a dashed line."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    nrows = (len(rows) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
+    for ax, r in zip(axes.flat, rows):
+        names, values = ["edgerag"], [r["ours"]]
+        if r["baseline"] is not None:
+            names.append(r["baseline_name"][:22])
+            values.append(r["baseline"])
+        colours = ["tab:green" if r["met"] in (True, None) else "tab:red", "tab:grey"][:len(values)]
+        ax.bar(names, values, color=colours)
+        if r["target"] is not None:
+            ax.axhline(r["target"], color="black", linestyle="--", linewidth=1)
+        ax.set_title(r["measure"][:48], fontsize=8)
+        ax.set_ylabel(r["unit"] or "value", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.axis("off")
+    fig.suptitle("make bench: edgerag (green met, red missed), same-run baseline (grey), target (dashed)", fontsize=9)
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT, dpi=100)
+    return True
+
+
+def update_readme(table: str, stamp: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    start, end = MARKERS
+    if start not in text or end not in text:
+        print(f"README.md has no {start} ... {end} block: not updated", file=sys.stderr)
+        return
+    block = (f"{start}\n{stamp} (every figure below is copied from "
+             f"[docs/results/bench.md](docs/results/bench.md)):\n\n{table}\n{end}")
+    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
+    README.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    readme = "--no-readme" not in argv
+    scripts = [a for a in argv if a != "--no-readme"] or SCRIPTS
+    sections, failed, rows = [], [], []
     started = datetime.now(timezone.utc)
-    for script in scripts:
+    where = machine()
+    for i, script in enumerate(scripts):
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(HERE / script)], stdout=subprocess.PIPE, text=True)
-        sys.stdout.write(proc.stdout)
+        shown = []
+        for line in proc.stdout.splitlines():
+            if line.startswith("HEADLINE "):
+                rows.append({**json.loads(line[len("HEADLINE "):]), "script": script})
+            else:
+                shown.append(line)
+        sys.stdout.write("\n".join(shown) + "\n")
+        sys.stdout.flush()
         if proc.returncode != 0:
             failed.append(script)
         status = "" if proc.returncode == 0 else f" — FAILED (exit {proc.returncode})"
+        out = "\n".join(shown).strip()
         sections.append(f"## {script}{status}\n\n`.venv/bin/python bench/{script}` "
-                        f"({time.perf_counter() - t0:.0f} s)\n\n```\n{proc.stdout.strip()}\n```\n")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"# Benchmark results\n\nRun {started:%Y-%m-%d %H:%M} UTC by `make bench` on: {machine()}.\n"
-                       "Each script interleaves ours and its named baseline in the same run; see each script's "
-                       "docstring for what is measured and what is synthetic.\n\n" + "\n".join(sections),
-                       encoding="utf-8")
+                        f"({time.perf_counter() - t0:.0f} s)\n\n```\n{out}\n```\n")
+        # written after every script, so a run cut short still leaves what it measured
+        write_results(scripts[:i + 1], scripts[i + 1:], failed, rows, sections, started, where, readme)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
+def write_results(done, pending, failed, rows, sections, started, where, readme) -> None:
+    skipped = [s for s in SCRIPTS if s not in done and s not in pending]
+    table = summary_table(rows)
+    has_plot = bool(rows) and plot(rows)
+    stamp = f"Run {started:%Y-%m-%d %H:%M} UTC by `make bench` on: {where}"
+    extra = [p for p in ("scale-curve.png", "keyword-leg.png") if (RESULTS.parent / p).is_file()
+             and (RESULTS.parent / p).stat().st_mtime >= started.timestamp()]  # drawn by this run
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".md.tmp")
+    tmp.write_text(
+        f"# Benchmark results\n\n{stamp}.\n"
+        f"Scripts run: {', '.join(done)}" + (f"; still to run: {', '.join(pending)}" if pending else "")
+        + (f"; not run this time: {', '.join(skipped)}" if skipped else "")
+        + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n"
+        "Each script interleaves ours and its named baseline in the same run (ratios are medians of pairs); see each "
+        "script's docstring for what is measured and what is synthetic.\n\n"
+        f"## Summary (issue 14's measures)\n\n{table}\n\n"
+        + ("![summary](bench.png)\n\n" if has_plot else "")
+        + "".join(f"![{p}]({p})\n\n" for p in extra)
+        + "\n".join(sections), encoding="utf-8")
+    tmp.replace(RESULTS)
+    if readme and rows:
+        update_readme(table, stamp)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or SCRIPTS))
+    sys.exit(main(sys.argv[1:]))

@@ -193,7 +193,9 @@ def prepare_embedder(store: ModelStore, say: Callable[[str], None]) -> tuple[lis
                            lineage={"made_by": "optimum main_export (feature-extraction)", "source_sha256": source_sha},
                            **common), lambda d: _export_onnx(src, d), replace=True)
     fp32_dir = store.folder(EMBEDDER_FP32)
-    if _up_to_date(store, EMBEDDER_INT8, weights, "model.onnx"):
+    # an int8 model from an older recipe (before the graph fusion) is rebuilt, not kept
+    if _up_to_date(store, EMBEDDER_INT8, weights, "model.onnx") and \
+            store.get(EMBEDDER_INT8).lineage.get("made_by") == INT8_RECIPE:
         say(f"{EMBEDDER_INT8}: already prepared")
     else:
         say(f"{EMBEDDER_INT8}: fusing the transformer graph, quantizing to int8 (dynamic, per-channel)")
