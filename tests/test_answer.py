@@ -84,3 +84,15 @@ def test_question_longer_than_context_is_a_clear_error(engine):
 
     with pytest.raises(BadInputError, match="context"):
         engine.ask("why " * 3000)
+
+
+def test_a_refusal_is_the_refusal_sentence_not_an_echo_of_the_prompt():
+    from edgerag.generate.answer import is_not_found
+    from edgerag.generate.prompts import SYSTEM_PROMPT
+
+    assert is_not_found(NOT_FOUND) and is_not_found("  ") and is_not_found("Not found in your documents [1].")
+    assert is_not_found("not found in your documents")  # case and the final full stop do not matter
+    assert is_not_found("The sources do not say when it opened. Not found in your documents.")
+    # A base model continuing the prompt repeats its instruction; that is an (unhelpful) answer, not a refusal.
+    assert not is_not_found(SYSTEM_PROMPT + "\n\nSources:\n[1] (a.txt) The warranty lasts two years.")
+    assert not is_not_found("The warranty lasts two years [1].")

@@ -240,6 +240,35 @@ def test_qa_unanswerable_removes_gold_passages(settings, tmp_path):
     assert (result.run_dir / "refusals.png").is_file()
 
 
+def test_recheck_regrades_recorded_answers_without_generating(settings, tmp_path):
+    """A recheck replays each recorded reply through the same pipeline: untouched answers come out exactly as
+    recorded, and a changed reply is graded as what it now says (here: a refusal, and an echo of the prompt)."""
+    from edgerag.evaluate.qa import QAConfig, run_qa_eval
+    from edgerag.evaluate.recheck import recheck_qa_run
+    from edgerag.generate.prompts import SYSTEM_PROMPT
+
+    FAKES["reader"] = FakeGenerator()
+    first = run_qa_eval(settings, QAConfig(squad=str(squad_file(tmp_path)), generators=[FakeSpec(label="reader")],
+                                           condition="oracle"))
+    records = [json.loads(line) for line in (first.run_dir / RESULTS).read_text().splitlines()]
+    by_id = {r["item_id"]: r for r in records}
+    by_id["q2"]["text"] = NOT_FOUND
+    by_id["q3"]["text"] = SYSTEM_PROMPT + " Mount Kessel erupted in 1921 [1]."
+    (first.run_dir / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    # The fake is not in the store: the recheck counts tokens with the active generator, as a real run would.
+    result = recheck_qa_run(settings, first.run_dir)
+    assert result.run_dir != first.run_dir and result.run_dir.name.endswith("-recheck")
+    regraded = {r["item_id"]: r for r in map(json.loads, (result.run_dir / RESULTS).read_text().splitlines())}
+    assert regraded["q1"] == by_id["q1"] and regraded["q4"] == by_id["q4"]
+    assert regraded["q2"]["refusal"] == 1.0 and regraded["q2"]["prediction"] == "" and by_id["q2"]["refusal"] == 0.0
+    assert regraded["q3"]["refusal"] == 0.0 and regraded["q3"]["contains"] == 1.0  # an echo is an answer
+    assert result.summary["systems"]["reader"]["metrics"]["refusal"].mean == 0.25
+    assert json.loads((result.run_dir / "config.json").read_text())["rechecked_from"] == str(first.run_dir.resolve())
+    with pytest.raises(BadInputError, match="not a run directory"):
+        recheck_qa_run(settings, tmp_path)
+
+
 def test_gate_generator_returns_a_verdict(settings, tmp_path):
     from edgerag.evaluate.datasets import load_squad
     from edgerag.evaluate.gate import gate_generator

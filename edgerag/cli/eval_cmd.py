@@ -56,6 +56,13 @@ def register(sub) -> None:
     _common_flags(q)
     q.set_defaults(func=qa_cmd)
 
+    c = eval_sub.add_parser("recheck", help="grade a finished `eval qa` run again with today's answer checker "
+                                            "(no generation): a new run dir with the regraded report")
+    c.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the `eval qa` run directory to regrade")
+    c.add_argument("--name", default=None, help="new run name (default: the old one's, plus -recheck)")
+    add_json_flag(c)
+    c.set_defaults(func=recheck_cmd)
+
 
 class _Bars:
     """Rich progress bars driven by the library's EvalEvents, started at the first bar so an error raised
@@ -136,7 +143,7 @@ def retrieval_cmd(args) -> int:
 
 
 def qa_cmd(args) -> int:
-    from ..evaluate.qa import QAConfig, metrics_for, run_qa_eval
+    from ..evaluate.qa import QAConfig, run_qa_eval
 
     settings = settings_from(args)
     condition = "oracle" if args.oracle else "unanswerable" if args.unanswerable else "open"
@@ -147,8 +154,23 @@ def qa_cmd(args) -> int:
                       resamples=args.bootstrap, name=args.name)
     with _Bars(args) as bars:
         result = run_qa_eval(settings, config, resume=args.resume, on_event=bars)
+    return _print_qa(args, result.summary)
+
+
+def _print_qa(args, summary: dict) -> int:
+    from ..evaluate.qa import metrics_for
+
     if args.json:
-        print_json(result.summary)
+        print_json(summary)
         return 0
-    _print_summary(result.summary, list(metrics_for(condition)), {"answer_words": 1.0, "tokens_per_s": 1.0})
+    _print_summary(summary, list(metrics_for(summary["condition"])), {"answer_words": 1.0, "tokens_per_s": 1.0})
     return 0
+
+
+def recheck_cmd(args) -> int:
+    from ..evaluate.recheck import recheck_qa_run
+
+    args.resume = True  # the run dir line needs no "--resume" hint: a recheck is redone in seconds
+    with _Bars(args) as bars:
+        result = recheck_qa_run(settings_from(args), args.run_dir, args.name, on_event=bars)
+    return _print_qa(args, result.summary)

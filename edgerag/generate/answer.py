@@ -100,8 +100,20 @@ class Numbering:
                       hit.text_id)
 
 
+# A reply longer than this that merely contains the refusal sentence is an answer, not a refusal: a base model
+# that continues the prompt echoes the system prompt's "reply exactly: Not found in your documents." (Gemma 3 270M
+# base did so in 97% of its replies, which were counted as refusals and made its "correct refusals" look perfect).
+REFUSAL_MAX_WORDS = 20
+
+
 def is_not_found(text: str) -> bool:
-    return "not found in your documents" in text.lower() or not text.strip()
+    """Did the model refuse? An empty reply, a reply that starts with the refusal sentence, or a short reply
+    (at most REFUSAL_MAX_WORDS words, e.g. "The sources do not say. Not found in your documents.") containing it."""
+    reply = strip_markers(text).strip().lower()
+    if not reply:
+        return True
+    phrase = NOT_FOUND.lower().rstrip(".")
+    return reply.startswith(phrase) or (phrase in reply and len(reply.split()) <= REFUSAL_MAX_WORDS)
 
 
 class AnswerEngine:
