@@ -72,12 +72,12 @@ def recheck_qa_run(settings: Settings, run_dir: Path, name: str | None = None,
                        context_tokens=config["context_tokens"], min_relevance=config["min_relevance"])
     specs = [GeneratorSpec(**s) for s in config["systems"]]
     items = {item.id: item for item in dataset.items}
-    new = RunDir.create(settings.runs_dir, f"{name or old.path.name.split('-', 2)[-1]}-recheck",
-                        {**config, "rechecked_from": str(old.path.resolve())})
-    on_event(EvalEvent("run", info=str(new.path)))
     embedder = load_active_embedder(settings)
     collection = scratch_collection(settings, dataset.name, dataset.contexts.values(), embedder, on_event)
-    with collection:
+    with collection:  # the run dir only once the collection opened: a refusal to open leaves nothing behind
+        new = RunDir.create(settings.runs_dir, f"{name or old.path.name.split('-', 2)[-1]}-recheck",
+                            {**config, "rechecked_from": str(old.path.resolve())})
+        on_event(EvalEvent("run", info=str(new.path)))
         retriever = Retriever.from_settings(collection, embedder, settings)
         for spec in specs:
             mine = [r for r in records if r["system"] == spec.label]
