@@ -39,6 +39,10 @@ def bench_home() -> Path:
         for name in ("bench-demo", "bench-ingest"):  # the benches' own scratch collections, of the old embedder
             if (settings.collections_dir / name).is_dir():
                 remove_collection(settings.collections_dir, name)
+        from edgerag.evaluate.corpus import eval_collections_dir
+
+        for folder in eval_collections_dir(settings).glob("*"):  # named by embedder name, not its checksum
+            remove_collection(folder.parent, folder.name)
     return home
 
 
