@@ -61,6 +61,8 @@ def number(x: float | None) -> str:
 
 
 def with_unit(x: float | None, unit: str) -> str:
+    if x is not None and not unit:  # a unitless score (cosine, recall): its 4 digits are the point
+        return f"{x:.4f}"
     return "—" if x is None else f"{number(x)}{'' if not unit else 'x' if unit == 'x' else ' ' + unit}"
 
 
