@@ -20,7 +20,8 @@ from edgerag.evaluate import metrics as M
 from edgerag.evaluate.corpus import scratch_collection
 from edgerag.evaluate.datasets import load_squad
 from edgerag.generate.answer import AnswerEngine
-from edgerag.generate.llm import GenerationStats, load_generator
+from edgerag.evaluate.recheck import ReplayedGenerator
+from edgerag.generate.llm import load_generator
 from edgerag.retrieve import Retriever
 
 OLD = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
@@ -33,19 +34,6 @@ sys.modules["old_citations"] = old
 spec.loader.exec_module(old)
 
 
-class Replay:
-    def __init__(self, real):
-        self.real, self.text = real, ""
-        self.n_ctx = real.n_ctx
-        self.stats = GenerationStats()
-
-    def count_tokens(self, text):
-        return self.real.count_tokens(text)
-
-    def stream_chat(self, messages, **_kw):
-        yield self.text
-
-
 run = Path(sys.argv[1])
 config = json.loads((run / "config.json").read_text())
 records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines() if line.strip()]
@@ -53,13 +41,13 @@ settings = replace(load_settings(), temperature=config["temperature"], max_token
 dataset = load_squad(config["source"])
 embedder = load_active_embedder(settings)
 collection = scratch_collection(settings, dataset.name, dataset.contexts.values(), embedder)
-replay = Replay(load_generator(settings))
+replay = ReplayedGenerator(load_generator(settings))
 engine = AnswerEngine(Retriever.from_settings(collection, embedder, settings), replay, settings,
                       mode=config["mode"], top_k=config["top_k"])
 
 rows, examples = [], []
 for r in records:
-    replay.text = r["text"]
+    replay.reply = r["text"]
     answer = engine.ask(r["question"])
     assert [s["n"] for s in r["sources"]] == [s.number for s in answer.sources], r["item_id"]
     if answer.not_found:
