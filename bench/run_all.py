@@ -5,7 +5,8 @@ command and full output. The README's benchmark table is the summary table, copi
 `bench-table` markers by this script.
 
 Run: make bench   (or: flock /tmp/edgerag-bench.lock .venv/bin/python bench/run_all.py [SCRIPT ...])
-`--no-readme` leaves README.md alone.
+`--no-readme` leaves README.md alone; so does naming scripts, because the README's table shows one whole run
+(a subset would drop the other rows).
 """
 
 import json
@@ -124,8 +125,9 @@ def update_readme(table: str, stamp: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    readme = "--no-readme" not in argv
-    scripts = [a for a in argv if a != "--no-readme"] or SCRIPTS
+    named = [a for a in argv if a != "--no-readme"]
+    readme = "--no-readme" not in argv and not named
+    scripts = named or SCRIPTS
     sections, failed, rows = [], [], []
     started = datetime.now(timezone.utc)
     where = machine()
