@@ -18,7 +18,7 @@ from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
 from . import run_folder
-from .data import _write_atomic
+from .data import P_REFUSAL, _write_atomic
 
 Emit = Callable[[dict], None]
 
@@ -36,7 +36,7 @@ class FinetuneOptions:
     # data
     max_examples: int = 600
     use_generator: bool = True
-    p_refusal: float = 0.1
+    p_refusal: float = P_REFUSAL
     # training
     bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
     rank: int = 16
@@ -89,7 +89,7 @@ def _start(settings: Settings, opts: FinetuneOptions) -> Path:
 
 def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max_examples: int,
                     use_generator: bool, seed: int, generator_name: str | None, emit: Emit,
-                    p_refusal: float = 0.1):
+                    p_refusal: float = P_REFUSAL):
     from ..generate.llm import load_generator
     from ..retrieve import Retriever
     from ..runtime import open_collection
