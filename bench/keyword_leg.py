@@ -78,7 +78,7 @@ def main() -> None:
     retriever = Retriever.from_settings(col, embedder, settings)
     ndcg = {}
     for name, fn in options.items():
-        col.bm25 = fn  # the evaluation's own ranking, with this keyword leg
+        col.bm25 = as_keyword_leg(fn)  # the evaluation's own ranking, with this keyword leg
         ndcg[name] = statistics.mean(ndcg_at_k(rank_documents(retriever, dataset.queries[q], "bm25", exclude=q),
                                                dataset.qrels[q]) for q in qids)
     del col.bm25
@@ -100,7 +100,7 @@ def main() -> None:
     hybrid = {"hybrid, derived file": lambda q: retriever.search(q, 10, "hybrid")}
 
     def with_fts5(q):
-        col.bm25 = col.fts5_bm25
+        col.bm25 = as_keyword_leg(col.fts5_bm25)
         try:
             return retriever.search(q, 10, "hybrid")
         finally:
@@ -111,7 +111,7 @@ def main() -> None:
     hybrid_ndcg = {}
     for name, keyword_leg in (("hybrid, derived file", None), ("hybrid, FTS5 (baseline)", col.fts5_bm25)):
         if keyword_leg:
-            col.bm25 = keyword_leg
+            col.bm25 = as_keyword_leg(keyword_leg)
         hybrid_ndcg[name] = statistics.mean(ndcg_at_k(rank_documents(retriever, dataset.queries[q], "hybrid",
                                                                      exclude=q), dataset.qrels[q]) for q in qids)
         if keyword_leg:
@@ -173,6 +173,15 @@ def interleaved(fns: dict, queries: list[str]) -> dict[str, list[float]]:
                 fns[name](q)
                 out[name].append((time.perf_counter() - t0) * 1000)
     return out
+
+
+def as_keyword_leg(search):
+    """A `search(query, k)` option in Collection.bm25's place, whose callers also pass the filter's allowed ids
+    (None here: these benchmarks do not filter)."""
+    def bm25(query: str, k: int, allowed=None):
+        assert allowed is None, "the benchmarked options do not filter"
+        return search(query, k)
+    return bm25
 
 
 def pruned_fts5(col, n_texts: int):

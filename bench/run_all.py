@@ -5,8 +5,9 @@ command and full output. The README's benchmark table is the summary table, copi
 `bench-table` markers by this script.
 
 Run: make bench   (or: flock /tmp/edgerag-bench.lock .venv/bin/python bench/run_all.py [SCRIPT ...])
-`--no-readme` leaves README.md alone; so does naming scripts, because the README's table shows one whole run
-(a subset would drop the other rows).
+Naming scripts reruns only those: each script's latest rows and output are kept in docs/results/bench.json, so
+bench.md (and the README table) still show every script, each with the time it ran. `--no-readme` leaves
+README.md alone.
 """
 
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = REPO / "docs" / "results" / "bench.md"
+RECORD = RESULTS.with_suffix(".json")  # each script's latest run: {script: {started, machine, ok, rows, section}}
 PLOT = RESULTS.with_name("bench.png")
 README = REPO / "README.md"
 MARKERS = ("<!-- bench-table:start (written by bench/run_all.py from docs/results/bench.md) -->",
@@ -125,16 +127,21 @@ def update_readme(table: str, stamp: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    named = [a for a in argv if a != "--no-readme"]
-    readme = "--no-readme" not in argv and not named
-    scripts = named or SCRIPTS
-    sections, failed, rows = [], [], []
-    started = datetime.now(timezone.utc)
+    readme = "--no-readme" not in argv
+    scripts = [a for a in argv if a != "--no-readme"] or SCRIPTS
+    unknown = [s for s in scripts if s not in SCRIPTS]
+    if unknown:
+        print(f"not one of make bench's scripts: {', '.join(unknown)} (they are: {', '.join(SCRIPTS)})",
+              file=sys.stderr)
+        return 2
+    record = json.loads(RECORD.read_text(encoding="utf-8")) if RECORD.is_file() else {}
     where = machine()
-    for i, script in enumerate(scripts):
+    failed = []
+    for script in scripts:
+        started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(HERE / script)], stdout=subprocess.PIPE, text=True)
-        shown = []
+        rows, shown = [], []
         for line in proc.stdout.splitlines():
             if line.startswith("HEADLINE "):
                 rows.append({**json.loads(line[len("HEADLINE "):]), "script": script})
@@ -146,38 +153,49 @@ def main(argv: list[str]) -> int:
             failed.append(script)
         status = "" if proc.returncode == 0 else f" — FAILED (exit {proc.returncode})"
         out = "\n".join(shown).strip()
-        sections.append(f"## {script}{status}\n\n`.venv/bin/python bench/{script}` "
-                        f"({time.perf_counter() - t0:.0f} s)\n\n```\n{out}\n```\n")
+        record[script] = {"started": f"{started:%Y-%m-%d %H:%M} UTC", "machine": where, "ok": proc.returncode == 0,
+                          "rows": rows, "section": f"## {script}{status}\n\n`.venv/bin/python bench/{script}` "
+                                                   f"({time.perf_counter() - t0:.0f} s, run {started:%Y-%m-%d %H:%M} "
+                                                   f"UTC)\n\n```\n{out}\n```\n"}
         # written after every script, so a run cut short still leaves what it measured
-        write_results(scripts[:i + 1], scripts[i + 1:], failed, rows, sections, started, where, readme)
+        write_results(record, readme)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def write_results(done, pending, failed, rows, sections, started, where, readme) -> None:
-    skipped = [s for s in SCRIPTS if s not in done and s not in pending]
+def write_results(record: dict, readme: bool) -> None:
+    done = [s for s in SCRIPTS if s in record]
+    rows = [r for s in done for r in record[s]["rows"]]
     table = summary_table(rows)
     has_plot = bool(rows) and plot(rows)
-    stamp = f"Run {started:%Y-%m-%d %H:%M} UTC by `make bench` on: {where}"
-    extra = [p for p in ("scale-curve.png", "keyword-leg.png") if (RESULTS.parent / p).is_file()
-             and (RESULTS.parent / p).stat().st_mtime >= started.timestamp()]  # drawn by this run
+    runs = sorted({record[s]["started"] for s in done})
+    machines = sorted({record[s]["machine"] for s in done})
+    when = runs[0] if len(runs) == 1 else f"{runs[0]} to {runs[-1]} (each script's time is in its section)"
+    stamp = f"Run {when} by `make bench` on: {'; '.join(machines)}"
+    missing = [s for s in SCRIPTS if s not in record]
+    failed = [s for s in done if not record[s]["ok"]]
+    extra = [p for p in ("scale-curve.png", "keyword-leg.png") if (RESULTS.parent / p).is_file()]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text(
+    _write_atomic(RECORD, json.dumps(record, indent=1) + "\n")
+    _write_atomic(RESULTS, (
         f"# Benchmark results\n\n{stamp}.\n"
-        f"Scripts run: {', '.join(done)}" + (f"; still to run: {', '.join(pending)}" if pending else "")
-        + (f"; not run this time: {', '.join(skipped)}" if skipped else "")
+        f"Scripts: {', '.join(done)}" + (f"; never run: {', '.join(missing)}" if missing else "")
         + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n"
         "Each script interleaves ours and its named baseline in the same run (ratios are medians of pairs); see each "
         "script's docstring for what is measured and what is synthetic.\n\n"
         f"## Summary (issue 14's measures)\n\n{table}\n\n"
         + ("![summary](bench.png)\n\n" if has_plot else "")
         + "".join(f"![{p}]({p})\n\n" for p in extra)
-        + "\n".join(sections), encoding="utf-8")
-    tmp.replace(RESULTS)
+        + "\n".join(record[s]["section"] for s in done)))
     if readme and rows:
         update_readme(table, stamp)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
