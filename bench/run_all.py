@@ -51,8 +51,7 @@ def machine() -> str:
         mem_s = f", {mem:.0f} GiB RAM"
     except (OSError, StopIteration):
         mem_s = ""
-    load = f", load average {os.getloadavg()[0]:.1f} at start" if hasattr(os, "getloadavg") else ""
-    return (f"{cpu}, {os.cpu_count()} logical cores{mem_s}{load}; {platform.system()} {platform.release()}; "
+    return (f"{cpu}, {os.cpu_count()} logical cores{mem_s}; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}")
 
 
@@ -139,6 +138,7 @@ def main(argv: list[str]) -> int:
     failed = []
     for script in scripts:
         started = datetime.now(timezone.utc)
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(HERE / script)], stdout=subprocess.PIPE, text=True)
         rows, shown = [], []
@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
         record[script] = {"started": f"{started:%Y-%m-%d %H:%M} UTC", "machine": where, "ok": proc.returncode == 0,
                           "rows": rows, "section": f"## {script}{status}\n\n`.venv/bin/python bench/{script}` "
                                                    f"({time.perf_counter() - t0:.0f} s, run {started:%Y-%m-%d %H:%M} "
-                                                   f"UTC)\n\n```\n{out}\n```\n"}
+                                                   f"UTC, load average {load:.1f} at start)\n\n```\n{out}\n```\n"}
         # written after every script, so a run cut short still leaves what it measured
         write_results(record, readme)
     if failed:
