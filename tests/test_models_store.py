@@ -169,3 +169,14 @@ def test_import_refuses_links_and_pickle_weights(home, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["name"] == "st" and [f["path"] for f in out["files"]] == ["config.json", "model.safetensors"]
     assert "st" in store.names()
+
+
+def test_lineage_root_walks_parents_inside_the_store(home):
+    store = ModelStore(home / "models")
+    assert store.lineage_root(EMBEDDER_INT8) == EMBEDDER_FP32  # int8 <- fp32 <- a Hugging Face id (not here)
+    assert store.lineage_root(EMBEDDER_FP32) == EMBEDDER_FP32
+    assert store.lineage_root(GENERATOR_NAME) == GENERATOR_NAME
+    fp32 = store.get(EMBEDDER_FP32)
+    fp32.parent = EMBEDDER_INT8  # a hand-made loop ends where it closes
+    store.update_manifest(fp32)
+    assert store.lineage_root(EMBEDDER_INT8) == EMBEDDER_FP32

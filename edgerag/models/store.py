@@ -171,6 +171,17 @@ class ModelStore:
             raise
         return manifest
 
+    def lineage_root(self, name: str) -> str:
+        """The earliest ancestor of `name` that is in this store (`name` itself when its parent is not here, e.g. a
+        bundled model whose parent is a Hugging Face id). A parent loop, which only a hand-edited manifest could
+        make, stops where it closes."""
+        seen = [name]
+        while True:
+            parent = self.get(seen[-1]).parent
+            if not parent or parent in seen or not self.exists(parent):
+                return seen[-1]
+            seen.append(parent)
+
     def update_manifest(self, manifest: Manifest) -> None:
         """Rewrite a manifest's metadata (lineage, eval results); files are not touched."""
         self.get(manifest.name)
