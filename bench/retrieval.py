@@ -10,7 +10,8 @@ table quoting it. The blend is a hard case for a graph index as it grows: each v
 norm ~0.39 in all 384 dimensions, which real embeddings (low intrinsic dimension) do not. At 1M the 10th
 neighbour is not crowded (a median of 25 chunks within 0.01 cosine of it) yet recall@10 falls to 0.53 at
 ef_search 128 and 0.69 at 512 (make bench 2026-11-27); so the script sweeps ef_search and prints the share of
-similarity lost beside recall. Real text at 1M would need ~9 hours of embedding here and is not measured. Queries: real NFCorpus query embeddings. Index: edgerag's HnswVectors with the settings' M/ef.
+similarity lost beside recall. Real text at 1M would need ~9 hours of embedding here and is not measured.
+Queries: real NFCorpus query embeddings. Index: edgerag's HnswVectors with the settings' M/ef.
 Ingest time and disk size per 100k chunks come from bench/ingest.py (real text). Targets: p50 <= 15 ms at 100k
 with recall@10 >= 0.99. Run: .venv/bin/python bench/retrieval.py [--sizes 10000 100000]
 """
@@ -86,15 +87,15 @@ def main() -> None:
             index_mb = rss_mb() - before
             index.save()
             disk_mb = index.path.stat().st_size / 2**20
-            truths, exact_lat, crowd, sim_loss = [], [], [], []
+            truths, exact_lat, crowd = [], [], []
             for q in qvecs:
                 t0 = time.perf_counter()
                 sims = data @ q
                 truth = np.argpartition(-sims, 10)[:10]
                 exact_lat.append((time.perf_counter() - t0) * 1000)
                 truths.append((set(truth.tolist()), float(sims[truth].sum())))
-                # How crowded the answer is: chunks within 0.01 cosine of the 10th best. Hundreds of near-ties make
-                # "the exact 10" a coin toss for any approximate index (see the docstring on the synthetic blend).
+                # How crowded the answer is: chunks within 0.01 cosine of the 10th best. Many near-ties would make
+                # "the exact 10" a coin toss for any approximate index; printed so a recall drop can be told apart.
                 crowd.append(int((sims >= sims[truth].min() - 0.01).sum()))
             by_ef = {}
             for ef in sorted({settings.hnsw_ef_search, *EF_SWEEP}):
@@ -121,8 +122,8 @@ def main() -> None:
                       f"({point['exact'] / r['p50']:.1f}x faster than exact)"),
                      (f"{n:>8} chunks, ef_search {ef}: recall@10 vs exact", f"{r['recall']:.4f} (similarity lost "
                       f"{r['lost'] * 100:.3f}%)")]
-        rows.append((f"{n:>8} chunks: index on disk / in memory", f"{disk_mb:.0f} MB / {index_mb:.0f} MB "
-                                                                  f"(+ {data.nbytes / 2**20:.0f} MB of float32 vectors)"))
+        rows.append((f"{n:>8} chunks: index on disk / in memory",
+                     f"{disk_mb:.0f} MB / {index_mb:.0f} MB (+ {data.nbytes / 2**20:.0f} MB of float32 vectors)"))
     rows.append(("peak RSS of this process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"))
     title = (f"dense retrieval, ef_search={settings.hnsw_ef_search}, M={settings.hnsw_m}, {len(qvecs)} real queries; "
              f"SYNTHETIC corpus: {len(real)} real NFCorpus vectors, the rest perturbed mixtures of them")
@@ -134,7 +135,8 @@ def main() -> None:
         size = f"{point['n'] // 1_000_000}M" if point["n"] >= 1_000_000 else f"{point['n'] // 1000}k"
         headline(f"dense search at {size} chunks (synthetic) p50", point["p50"], "ms", 15.0 if target else None,
                  baseline=point["exact"], baseline_name="exact numpy",
-                 detail=f"recall@10 vs exact {point['recall']:.3f}, p99 {point['p99']:.2f} ms, build {point['build']:.0f} s")
+                 detail=f"recall@10 vs exact {point['recall']:.3f}, p99 {point['p99']:.2f} ms, "
+                        f"build {point['build']:.0f} s")
         widest = max(point["by_ef"])
         headline(f"dense search at {size} chunks (synthetic) recall@10 vs exact", point["recall"], "",
                  0.99 if target else None, lower_is_better=False,
