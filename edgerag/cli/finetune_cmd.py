@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune.data import P_REFUSAL
+from ..finetune import P_REFUSAL
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)

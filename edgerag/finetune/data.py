@@ -31,17 +31,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInputError
+from . import P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from ..text import split_sentences
 from ..text import words as word_tokens
 
 MIN_CHUNKS = 2  # an example needs its chunk and at least one distractor
-# Share of examples whose sources do not answer (target: the not-found reply). Measured on SmolLM2-135M / XQuAD-en:
-# 0.2 with bare-span targets over 120 steps refused 47% of answerable questions (v1); 0.1 with sentence targets
-# over 35 steps never refused, answerable or not (v3, correct refusal 0%); 0.2 for 80 more steps on top of v3 did not
-# either (v4, docs/results/xquad-finetune-v4): the share is not what holds refusals back for a 135M model.
-P_REFUSAL = 0.2
 
 
 @dataclass

@@ -17,8 +17,8 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import run_folder
-from .data import P_REFUSAL, _write_atomic
+from . import P_REFUSAL, run_folder
+from .data import _write_atomic
 
 Emit = Callable[[dict], None]
 
