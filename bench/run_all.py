@@ -22,6 +22,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+from edgerag.fileio import write_text_atomic  # noqa: E402  (light: no model or training code)
+
 RESULTS = REPO / "docs" / "results" / "bench.md"
 RECORD = RESULTS.with_suffix(".json")  # each script's latest run: {script: {started, machine, ok, rows, section}}
 PLOT = RESULTS.with_name("bench.png")
@@ -177,8 +180,8 @@ def write_results(record: dict, readme: bool) -> None:
     failed = [s for s in done if not record[s]["ok"]]
     extra = [p for p in ("scale-curve.png", "keyword-leg.png") if (RESULTS.parent / p).is_file()]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(RECORD, json.dumps(record, indent=1) + "\n")
-    _write_atomic(RESULTS, (
+    write_text_atomic(RECORD, json.dumps(record, indent=1) + "\n")
+    write_text_atomic(RESULTS, (
         f"# Benchmark results\n\n{stamp}.\n"
         f"Scripts: {', '.join(done)}" + (f"; never run: {', '.join(missing)}" if missing else "")
         + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n"
@@ -190,12 +193,6 @@ def write_results(record: dict, readme: bool) -> None:
         + "\n".join(record[s]["section"] for s in done)))
     if readme and rows:
         update_readme(table, stamp)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..fileio import write_text_atomic
 from .metrics import Estimate, bootstrap_ci, paired_bootstrap
 
 CONFIG, RESULTS, SUMMARY, REPORT = "config.json", "results.jsonl", "summary.json", "report.md"
@@ -86,11 +87,7 @@ class RunDir:
         return out
 
     def write(self, filename: str, text: str) -> Path:
-        target = self.path / filename
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-        return target
+        return write_text_atomic(self.path / filename, text)
 
     def merged_timings(self, new: dict) -> dict:
         """Timings of earlier (interrupted) sessions of this run, updated with this session's."""

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..fileio import write_text_atomic
 from . import P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
@@ -303,11 +304,11 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     for split_name, items in examples.items():
         path = config.out_dir / f"{split_name}.jsonl"
         if items:
-            _write_atomic(path, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+            write_text_atomic(path, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
         else:
             path.unlink(missing_ok=True)  # never an empty file that `finetune train --data` would reject
     heldout = heldout_squad(hits, val_docs, val_chunks, examples["val"])
-    _write_atomic(config.out_dir / "heldout.json", json.dumps(heldout, ensure_ascii=False))
+    write_text_atomic(config.out_dir / "heldout.json", json.dumps(heldout, ensure_ascii=False))
     card.examples = {k: len(v) for k, v in examples.items()}
     card.question_sources = dict(sources_used)
     card.oracle_positions = dict(sorted(positions.items()))
@@ -315,14 +316,9 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     card.rejections = dict(rejections.most_common())
     card.sha256 = hashlib.sha256(b"".join((config.out_dir / f"{s}.jsonl").read_bytes() for s in ("train", "val")
                                           if (config.out_dir / f"{s}.jsonl").is_file())).hexdigest()
-    _write_atomic(config.out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
+    write_text_atomic(config.out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
     return card
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def heldout_squad(hits: list, val_docs: set[int], val_chunks: set[int], val_examples: list[dict]) -> dict:

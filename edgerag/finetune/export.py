@@ -33,7 +33,7 @@ from ..errors import BadInputError, ModelError, require
 from ..models import Manifest, ModelStore
 from ..models.inspect import read_gguf
 from ..models.manifest import sha256_file
-from .data import _write_atomic
+from ..fileio import write_text_atomic
 from .archs import ARCHS
 
 QUANTS = {"Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "F16": None, "F32": None}
@@ -306,7 +306,7 @@ def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K
         result.merged.append(manifest.name)
     full.unlink(missing_ok=True)  # the F16 intermediate is as large as the model; the store holds what is needed
     tmp.unlink(missing_ok=True)  # ... and so is one a killed run was writing
-    _write_atomic(run_dir / "export.json", json.dumps({"adapter": result.adapter, "merged": result.merged},
+    write_text_atomic(run_dir / "export.json", json.dumps({"adapter": result.adapter, "merged": result.merged},
                                                       indent=2) + "\n")
     on_event({"event": "exported", "adapter": result.adapter, "merged": result.merged})
     return result

@@ -18,7 +18,7 @@ from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
 from . import P_REFUSAL, run_folder
-from .data import _write_atomic
+from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
 
@@ -155,7 +155,7 @@ def drop_incomplete_checkpoints(train_dir: Path) -> bool:
         shutil.rmtree(train_dir)  # killed before the first whole checkpoint: nothing to keep
         return False
     if _json_or_none(train_dir / "train_config.json") is None:
-        _write_atomic(train_dir / "train_config.json", (max(kept)[1] / "train_config.json").read_text(encoding="utf-8"))
+        write_text_atomic(train_dir / "train_config.json", (max(kept)[1] / "train_config.json").read_text(encoding="utf-8"))
     return True
 
 
@@ -267,7 +267,7 @@ def _after_training(settings: Settings, opts: FinetuneOptions, emit: Emit, store
         stoppable(emit, "export")({"event": "status", "message": "exporting"})  # a stop during training ends here
         exported = export_run(train_dir, settings, quants=opts.quants, name=f"{opts.base}-ft-{run_dir.name}",
                               replace=True, on_event=stoppable(emit, "export"))
-        _write_atomic(export_record, json.dumps({"adapter": exported.adapter, "merged": exported.merged}) + "\n")
+        write_text_atomic(export_record, json.dumps({"adapter": exported.adapter, "merged": exported.merged}) + "\n")
         outcome.timings["export_s"] = round(time.perf_counter() - started, 1)
     exported = json.loads(export_record.read_text())
     outcome.adapter, outcome.merged = exported["adapter"], exported["merged"]
@@ -295,7 +295,7 @@ def _after_training(settings: Settings, opts: FinetuneOptions, emit: Emit, store
     # 5. promote
     if opts.promote and candidate:
         outcome.promoted = promote(store, candidate, outcome.gates, opts.force, emit)
-    _write_atomic(run_dir / "outcome.json", json.dumps({
+    write_text_atomic(run_dir / "outcome.json", json.dumps({
         "adapter": outcome.adapter, "merged": outcome.merged, "gates": outcome.gates,
         "promoted": outcome.promoted, "timings": outcome.timings}, indent=2, default=str) + "\n")
     return outcome
@@ -335,7 +335,7 @@ def gate(settings: Settings, run_dir: Path, label: str, questions: QADataset, ba
                                for name in result.summary["systems"]["base"]["metrics"]},
                    # The evaluation's guards (F1, contains, refusals, correct refusals, model-citation precision).
                    "failures": result.failures, "guards": [asdict(g) for g in result.guards]}
-        _write_atomic(cached, json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        write_text_atomic(cached, json.dumps(summary, indent=2, default=_jsonable) + "\n")
         summary = json.loads(cached.read_text())
     emit({"event": "gate", **{k: summary[k] for k in ("set", "verdict", "metric", "base", "candidate",
                                                       "difference", "n", "model", "run_dir")}})

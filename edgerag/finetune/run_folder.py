@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import BadInputError
-from .data import _write_atomic
+from ..fileio import write_text_atomic
 
 
 def options_record(opts, volatile: tuple[str, ...]) -> dict:
@@ -22,7 +22,7 @@ def options_record(opts, volatile: tuple[str, ...]) -> dict:
 
 
 def save_options(run_dir: Path, record: dict) -> None:
-    _write_atomic(run_dir / "options.json", json.dumps(record, indent=2) + "\n")
+    write_text_atomic(run_dir / "options.json", json.dumps(record, indent=2) + "\n")
 
 
 def latest_run(root: Path, none_message: str) -> Path:

@@ -30,7 +30,8 @@ from pathlib import Path
 from ..errors import BadInputError, EdgeragError, require
 from . import distributed
 from .archs import arch_for_hf_type
-from .data import _write_atomic, read_jsonl
+from ..fileio import write_text_atomic
+from .data import read_jsonl
 
 _STOP = threading.Event()
 
@@ -91,7 +92,7 @@ class TrainConfig:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(folder / "train_config.json", json.dumps(asdict(self), indent=2) + "\n")
+        write_text_atomic(folder / "train_config.json", json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> "TrainConfig":
@@ -285,7 +286,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
     if main:
         tokenizer.save_pretrained(str(adapter_dir))
         history = {"losses": losses, "eval_loss": eval_loss}
-        _write_atomic(out / "loss_history.json", json.dumps(history, indent=2) + "\n")
+        write_text_atomic(out / "loss_history.json", json.dumps(history, indent=2) + "\n")
         plot_losses(losses, eval_loss, out / "loss_curve.png", title=f"LoRA r={config.lora_r}, {config.bits}-bit")
     distributed.barrier()  # every rank returns once the adapter is complete
     result = TrainResult(out, adapter_dir, trainer.state.global_step, losses[-1][1] if losses else math.nan,
@@ -481,7 +482,7 @@ class _EventCallback:
         if not state.is_world_process_zero:
             return
         self.config.save(self.out / f"checkpoint-{state.global_step}")
-        _write_atomic(self.out / "loss_history.partial.json", json.dumps(self.losses))
+        write_text_atomic(self.out / "loss_history.partial.json", json.dumps(self.losses))
         self.on_event({"event": "checkpoint", "step": state.global_step})
 
 

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..fileio import write_text_atomic
+
 KINDS = ("generator", "embedder")
 FORMATS = ("gguf", "gguf-lora", "onnx", "hf")
 MANIFEST = "manifest.json"
@@ -60,9 +62,7 @@ class Manifest:
         ]
 
     def save(self, folder: Path) -> None:
-        tmp = folder / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(folder / MANIFEST)
+        write_text_atomic(folder / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest":

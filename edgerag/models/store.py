@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError, ModelNotFound
+from ..fileio import write_text_atomic
 from .manifest import KINDS, MANIFEST, Manifest, sha256_file
 
 ACTIVE = "active.json"
@@ -134,9 +135,7 @@ class ModelStore:
         active = self._active_map()
         active[manifest.kind] = name
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / (ACTIVE + ".tmp")
-        tmp.write_text(json.dumps(active, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self.root / ACTIVE)
+        write_text_atomic(self.root / ACTIVE, json.dumps(active, indent=2) + "\n")
         return manifest
 
     # -- writing -------------------------------------------------------------------------------------------
