@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--loss", action="append", choices=("distill", "infonce"), default=None)
     ap.add_argument("--max-queries", type=int, default=1000)
     ap.add_argument("--negatives", type=int, default=7)
+    ap.add_argument("--types", default=None, help="pseudo-query types, comma-separated (default: all)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=None, help="stop training after N steps")
@@ -109,13 +110,14 @@ def main() -> None:
     collection = scratch_collection(settings, dataset.name, dataset.corpus.values(), embedder)
     timings["index base (s)"] = round(time.perf_counter() - t0, 1)
     data_dir = work / "data"
+    types = {"types": tuple(args.types.split(","))} if args.types else {}
     t0 = time.perf_counter()
     with collection:
         if not (data_dir / "data_card.json").is_file():
             retriever = Retriever.from_settings(collection, embedder, settings)
             synthesize(collection, retriever, EmbedDataConfig(collection=collection.name, out_dir=data_dir,
                                                               max_queries=args.max_queries, negatives=args.negatives,
-                                                              seed=args.seed))
+                                                              seed=args.seed, **types))
     timings["data (s)"] = round(time.perf_counter() - t0, 1)
     card = json.loads((data_dir / "data_card.json").read_text())
     say(f"data: {card['examples']} {card['by_type']}")

@@ -208,3 +208,19 @@ def test_a_kill_at_any_point_of_a_switch_leaves_one_consistent_embedder(settings
         proc.wait()
         seen.add(_embeddings_match_embedder(settings, "xq"))
     assert seen  # every state after a kill opened, answered, and held one embedder's vectors
+
+
+def test_embedder_data_makes_only_the_query_types_asked_for_and_names_an_unknown_one(settings, tmp_path, capsys):
+    from edgerag.cli import main
+
+    build_collection(settings, "xq", n_articles=4)
+    run = tmp_path / "run"
+    assert main(["embedder", "data", "-c", "xq", "--types", "keywords,claim", "--max-queries", "40",
+                 "--negatives", "3", "--run-dir", str(run), "--json"]) == 0
+    capsys.readouterr()
+    rows = read_examples(run / "data" / "train.jsonl") + read_examples(run / "data" / "heldout.jsonl")
+    assert rows and {r["type"] for r in rows} <= {"keywords", "claim"}
+    assert json.loads((run / "options.json").read_text())["types"] == ["keywords", "claim"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["embedder", "data", "-c", "xq", "--types", "keywords,questions"])
+    assert exit_.value.code == 2 and "unknown query type(s) questions" in capsys.readouterr().err

@@ -7,9 +7,11 @@ The work lives in edgerag.embedtune (torch loads only in train/export/run). Stag
 
 from __future__ import annotations
 
+import argparse
 import functools
 from pathlib import Path
 
+from ..embedtune import QUERY_TYPES
 from ..errors import BadInputError
 from .common import (add_collection_flag, add_json_flag, collection_name, console, err_console, print_event, print_json,
                      progress_bars, settings_from)
@@ -57,9 +59,20 @@ def register(sub) -> None:
 def _data_flags(p) -> None:
     p.add_argument("--max-queries", type=int, default=None, help="pseudo-queries to make (default 1000)")
     p.add_argument("--negatives", type=int, default=None, help="teacher-ranked negatives per query (default 7)")
+    p.add_argument("--types", type=_query_types, default=None, metavar="T1,T2",
+                   help=f"pseudo-query types to make (default: all of {','.join(QUERY_TYPES)})")
     p.add_argument("--generator-seconds", type=float, default=None,
                    help="time box for generator-written questions (default 0: cloze questions only)")
     p.add_argument("--seed", type=int, default=None)
+
+
+def _query_types(text: str) -> list[str]:
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in types if t not in QUERY_TYPES]
+    if bad or not types:
+        raise argparse.ArgumentTypeError(f"unknown query type(s) {', '.join(bad) or repr(text)} "
+                                         f"(choose from {', '.join(QUERY_TYPES)})")
+    return types
 
 
 def _train_flags(p) -> None:
@@ -70,6 +83,9 @@ def _train_flags(p) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-seq-length", type=int, default=None, help="passage tokens in training (default 256)")
+    p.add_argument("--teacher-scale", type=float, default=None,
+                   help="distill: teacher logits = scale × fused score / best (default 30; lower spreads the "
+                        "teacher's mass over the ranked candidates)")
     p.add_argument("--base-weights", type=Path, default=None,
                    help="PyTorch folder of the embedder to adapt, when the store does not know it")
 
@@ -125,9 +141,9 @@ class _Progress:
 
 
 # The flags that become EmbedRunOptions fields; a stage command continuing a run may change those after the data.
-_DATA_FIELDS = ("max_queries", "negatives", "generator_seconds", "seed")
-_LATER_FIELDS = ("loss", "epochs", "max_steps", "batch_size", "lr", "max_seq_length", "base_weights", "beir",
-                 "beir_limit", "name")
+_DATA_FIELDS = ("max_queries", "negatives", "types", "generator_seconds", "seed")
+_LATER_FIELDS = ("loss", "epochs", "max_steps", "batch_size", "lr", "max_seq_length", "teacher_scale",
+                 "base_weights", "beir", "beir_limit", "name")
 
 
 def _given(args, names) -> dict:

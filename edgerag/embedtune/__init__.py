@@ -2,3 +2,7 @@
 data.py (pseudo-queries + hybrid teacher), train.py (listwise distillation / InfoNCE), export.py (ONNX int8 into
 the models store), gate.py (held-out and BEIR A/B), swap.py (promotion and rollback of a collection's vectors),
 pipeline.py (the resumable run)."""
+
+# The pseudo-query types `embedder data` can make (embedtune/data.py says what each is). Here, not in data.py, so
+# that the CLI's flag parsing does not import the data code at every start-up.
+QUERY_TYPES = ("claim", "question", "keywords", "title")

@@ -34,11 +34,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..fileio import write_text_atomic
 from ..finetune.data import cloze_question, generator_question, pick_span, question_problem, sentences_of
 from ..store.collection import indexed_text
 from ..text import STOPWORDS, words
+from . import QUERY_TYPES
 
-QUERY_TYPES = ("claim", "question", "keywords", "title")
 MIN_PASSAGE_WORDS = 12  # a claim's chunk must keep this much after the claim is cut out
 
 
@@ -283,16 +284,11 @@ def write_data(out_dir: Path, out: dict[str, list], card: EmbedDataCard, started
     for split, items in out.items():
         text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items)
         digest.update(text.encode("utf-8"))
-        _write_atomic(out_dir / f"{split}.jsonl", text)
+        write_text_atomic(out_dir / f"{split}.jsonl", text)
     card.sha256 = digest.hexdigest()
     card.seconds = round(time.perf_counter() - started, 1)
-    _write_atomic(out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
+    write_text_atomic(out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def read_examples(path: Path) -> list[dict]:

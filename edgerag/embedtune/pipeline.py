@@ -31,6 +31,7 @@ class EmbedRunOptions:
     # data
     max_queries: int = 1000
     negatives: int = 7
+    types: list[str] | None = None  # pseudo-query types (None: all of data.QUERY_TYPES)
     generator_seconds: float = 0.0
     seed: int = 0
     # training
@@ -84,7 +85,8 @@ def make_data(settings: Settings, opts: EmbedRunOptions, out_dir: Path, emit: Em
     with collection:
         retriever = Retriever.from_settings(collection, embedder, settings)
         config = EmbedDataConfig(collection=opts.collection, out_dir=out_dir, max_queries=opts.max_queries,
-                                 negatives=opts.negatives, generator_seconds=opts.generator_seconds, seed=opts.seed)
+                                 negatives=opts.negatives, generator_seconds=opts.generator_seconds, seed=opts.seed,
+                                 **({"types": tuple(opts.types)} if opts.types else {}))
         return synthesize(collection, retriever, config, generator, emit)
 
 
