@@ -63,15 +63,16 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=None, help="corpus subset size (default: all)")
     ap.add_argument("--queries", type=int, default=None, help="test queries sampled (default: all)")
     ap.add_argument("--loss", action="append", choices=("distill", "infonce"), default=None)
-    ap.add_argument("--max-queries", type=int, default=1000)
-    ap.add_argument("--negatives", type=int, default=7)
+    # Left out, the data and training options take `edgerag embedder`'s defaults (EmbedDataConfig, EmbedTrainConfig).
+    ap.add_argument("--max-queries", type=int, default=None)
+    ap.add_argument("--negatives", type=int, default=None)
     ap.add_argument("--types", default=None, help="pseudo-query types, comma-separated (default: all)")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--epochs", type=float, default=None)
     ap.add_argument("--steps", type=int, default=None, help="stop training after N steps")
-    ap.add_argument("--lr", type=float, default=2e-5)
-    ap.add_argument("--teacher-scale", type=float, default=30.0)
-    ap.add_argument("--max-seq-length", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--teacher-scale", type=float, default=None)
+    ap.add_argument("--max-seq-length", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default=None)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder for runs (default: <data>/embedtune)")
@@ -110,14 +111,15 @@ def main() -> None:
     collection = scratch_collection(settings, dataset.name, dataset.corpus.values(), embedder)
     timings["index base (s)"] = round(time.perf_counter() - t0, 1)
     data_dir = work / "data"
-    types = {"types": tuple(args.types.split(","))} if args.types else {}
+    given = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
+    data_options = given(max_queries=args.max_queries, negatives=args.negatives,
+                         types=tuple(args.types.split(",")) if args.types else None)
     t0 = time.perf_counter()
     with collection:
         if not (data_dir / "data_card.json").is_file():
             retriever = Retriever.from_settings(collection, embedder, settings)
             synthesize(collection, retriever, EmbedDataConfig(collection=collection.name, out_dir=data_dir,
-                                                              max_queries=args.max_queries, negatives=args.negatives,
-                                                              seed=args.seed, **types))
+                                                              seed=args.seed, **data_options))
     timings["data (s)"] = round(time.perf_counter() - t0, 1)
     card = json.loads((data_dir / "data_card.json").read_text())
     say(f"data: {card['examples']} {card['by_type']}")
@@ -127,9 +129,9 @@ def main() -> None:
         cand = f"{name}-{loss}"[:100]
         train_dir = work / f"train-{loss}"
         config = EmbedTrainConfig(data_dir=data_dir, out_dir=train_dir, base=torch_weights(store, base), loss=loss,
-                                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                  teacher_scale=args.teacher_scale, max_seq_length=args.max_seq_length,
-                                  max_steps=args.steps, seed=args.seed)
+                                  max_steps=args.steps, seed=args.seed,
+                                  **given(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                          teacher_scale=args.teacher_scale, max_seq_length=args.max_seq_length))
         t0 = time.perf_counter()
         if not (train_dir / "student" / "config.json").is_file():
             last = [0.0]

@@ -60,6 +60,34 @@ def test_pseudo_queries_of_every_type_with_teacher_scores_and_no_false_negatives
     assert 0.5 < card.positive_found_by_teacher <= 1
 
 
+def test_titles_come_first_one_per_document_and_their_negatives_are_other_documents(settings, tmp_path):
+    """60 NFCorpus abstracts with their titles: the titles pass gives (nearly) every document one query before the
+    other types fill the budget, and a title's candidates never include its own document's chunks."""
+    from conftest import shared
+    from edgerag.embed import load_active_embedder
+    from edgerag.evaluate.corpus import scratch_collection
+    from edgerag.evaluate.datasets import load_beir
+
+    docs = list(load_beir(shared("retrieval", "beir_nfcorpus", "nfcorpus.zip"), "test").corpus.values())[:60]
+    embedder = load_active_embedder(settings, INT8)
+    with scratch_collection(settings, "nf60", docs, embedder) as collection:
+        retriever = Retriever.from_settings(collection, embedder, settings)
+        card = synthesize(collection, retriever, EmbedDataConfig(collection=collection.name, out_dir=tmp_path,
+                                                                 max_queries=90, negatives=3, heldout_every=4))
+        doc_of = {h.text_id: h.doc_id for h in collection.all_hits()}
+    for split in ("train", "heldout"):
+        rows = read_examples(tmp_path / f"{split}.jsonl")
+        kinds = [r["type"] for r in rows]
+        first_other = next((i for i, k in enumerate(kinds) if k != "title"), len(kinds))
+        assert "title" not in kinds[first_other:]  # every title before any other type
+    rows = read_examples(tmp_path / "train.jsonl") + read_examples(tmp_path / "heldout.jsonl")
+    titles = [r for r in rows if r["type"] == "title"]
+    assert len(titles) >= 50 and len({r["doc_id"] for r in titles}) == len(titles)
+    assert len(rows) == 90 and {r["type"] for r in rows} - {"title"}  # the mix fills the rest of the budget
+    assert all(doc_of[t] != r["doc_id"] for r in titles for t in r["negative_ids"])
+    assert card.by_type.get("train/title", 0) + card.by_type.get("heldout/title", 0) == len(titles)
+
+
 def _tiny_student(folder: Path) -> Path:
     """A 2-layer BERT with the bundled tokenizer, mean pooling and normalisation: a real model, seconds to train."""
     from sentence_transformers import SentenceTransformer

@@ -57,10 +57,11 @@ def register(sub) -> None:
 
 
 def _data_flags(p) -> None:
-    p.add_argument("--max-queries", type=int, default=None, help="pseudo-queries to make (default 1000)")
-    p.add_argument("--negatives", type=int, default=None, help="teacher-ranked negatives per query (default 7)")
+    p.add_argument("--max-queries", type=int, default=None, help="pseudo-queries to make (default 2500)")
+    p.add_argument("--negatives", type=int, default=None, help="teacher-ranked negatives per query (default 5)")
     p.add_argument("--types", type=_query_types, default=None, metavar="T1,T2",
-                   help=f"pseudo-query types to make (default: all of {','.join(QUERY_TYPES)})")
+                   help=f"pseudo-query types to make (default: all of {','.join(QUERY_TYPES)}; one title per "
+                        "title/heading first, then the others in turn)")
     p.add_argument("--generator-seconds", type=float, default=None,
                    help="time box for generator-written questions (default 0: cloze questions only)")
     p.add_argument("--seed", type=int, default=None)
@@ -82,9 +83,9 @@ def _train_flags(p) -> None:
     p.add_argument("--steps", dest="max_steps", type=int, default=None, help="stop after N optimizer steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--max-seq-length", type=int, default=None, help="passage tokens in training (default 256)")
+    p.add_argument("--max-seq-length", type=int, default=None, help="passage tokens in training (default 128)")
     p.add_argument("--teacher-scale", type=float, default=None,
-                   help="distill: teacher logits = scale × fused score / best (default 30; lower spreads the "
+                   help="distill: teacher logits = scale × fused score / best (default 10; lower spreads the "
                         "teacher's mass over the ranked candidates)")
     p.add_argument("--base-weights", type=Path, default=None,
                    help="PyTorch folder of the embedder to adapt, when the store does not know it")

@@ -4,7 +4,9 @@ Why this recipe (seed abstracts, DESIGN.md): plain contrastive tuning on corpus-
 good embedder; listwise distillation from a stronger ranker with mixed query types helps. Our stronger ranker is
 hybrid search (dense + BM25, RRF), which beats dense alone on every BEIR set measured here.
 
-Per chunk, round-robin over query types (one home for each):
+First every distinct title/heading gives one title query (`titles_first`: titles are the pseudo-queries closest
+to what people type; the other types are mostly lexical lookups, see `synthesize`), then, per chunk, round-robin
+over the other query types until `max_queries` (one home for each):
 - claim: one sentence of the chunk; the training passage is the chunk *without* it (inverse cloze task), so the
   student learns what a sentence is about, not string overlap;
 - question: the local generator's question for a span (time-boxed, the finetune synthesis' filters), else a cloze
@@ -14,7 +16,8 @@ Per chunk, round-robin over query types (one home for each):
 - title: the chunk's heading (document title for records); the training passage drops it.
 Candidates: the current hybrid retriever's top `depth` for the query. The teacher score of a candidate is its RRF
 fused score divided by the best one (1.0); the source chunk is the known positive and gets 1.0 whether or not
-hybrid found it. False negatives: a candidate that contains the query sentence, shares the source's heading in the
+hybrid found it. For a title query the source document's other chunks are never candidates, so the teacher's
+ranking of the negatives is its judgement of which *other* documents share the topic. False negatives: a candidate that contains the query sentence, shares the source's heading in the
 same document, or overlaps the source by half its word 5-grams (chunk overlap, near-copies) is never a negative.
 Split by document: every n-th document's queries are held out for the gate (claims excluded there: the sentence
 is verbatim in the indexed chunk, a test both embedders pass). data_card.json is written last (completion mark).
@@ -47,9 +50,10 @@ MIN_PASSAGE_WORDS = 12  # a claim's chunk must keep this much after the claim is
 class EmbedDataConfig:
     collection: str
     out_dir: Path
-    max_queries: int = 2000  # CPU budget: one query is one listwise example of 1 + negatives passages
+    max_queries: int = 2500  # CPU budget: one query is one listwise example of 1 + negatives passages
     per_chunk: int = 3  # rounds over the chunks (small collections get several queries per chunk)
-    negatives: int = 7  # candidates per example besides the positive
+    negatives: int = 5  # candidates per example besides the positive
+    titles_first: bool = True  # one title query per title/heading before the other types (see synthesize)
     depth: int = 30  # hybrid candidates looked at per query
     types: tuple[str, ...] = QUERY_TYPES
     heldout_every: int = 10  # every n-th document (shuffled) is held out for the gate
@@ -196,20 +200,28 @@ def synthesize(collection, retriever, config: EmbedDataConfig, generator=None,
     out: dict[str, list] = {"train": [], "heldout": []}
     types = list(config.types)
     rounds = [(r, i, hit) for r in range(config.per_chunk) for i, hit in enumerate(order)]
+    if config.titles_first and "title" in types:
+        # Titles are the least lexical pseudo-queries and the closest to what people type (measured on NFCorpus,
+        # bench/pseudo_query_legs.py: BM25 finds a claim's, cloze question's or keyword query's source at MRR
+        # 0.97-0.99, so those mostly teach string overlap; title-only data lifted dense nDCG@10 by 1.0, the mix
+        # lowered it). So every distinct title gets its query first; the other types fill the rest of the budget.
+        types.remove("title")
+        rounds = [(-1, i, hit) for i, hit in enumerate(order)] + (rounds if types else [])
     for r, i, hit in rounds:
         if len(out["train"]) + len(out["heldout"]) >= config.max_queries:
             break
         split = "heldout" if hit.doc_id in heldout_docs else "train"
         made = None
-        for j in range(len(types)):  # round-robin: this chunk's turn type first, then the others
-            kind = types[(i + r + j) % len(types)]
+        # the titles pass (r = -1), else round-robin: this chunk's turn type first, then the others
+        for kind in ["title"] if r < 0 else [types[(i + r + j) % len(types)] for j in range(len(types))]:
             if split == "heldout" and kind == "claim":
                 continue
             made = make_query(kind, hit, idf, rng, ask if kind == "question" else None, config.keyword_terms)
             if made:
                 break
         if not made:
-            rejections["no query of any type"] += 1
+            if r >= 0:  # a chunk without a title in the titles pass still has its turn in the mix
+                rejections["no query of any type"] += 1
             continue
         query, passage, sentence, origin = made
         key = " ".join(words(query))

@@ -29,8 +29,8 @@ class EmbedRunOptions:
     base: str | None = None  # ONNX embedder to adapt (default: the collection's own embedder)
     base_weights: Path | None = None  # its PyTorch folder, when the store does not know it
     # data
-    max_queries: int = 1000
-    negatives: int = 7
+    max_queries: int = 2500
+    negatives: int = 5
     types: list[str] | None = None  # pseudo-query types (None: all of data.QUERY_TYPES)
     generator_seconds: float = 0.0
     seed: int = 0
@@ -38,10 +38,10 @@ class EmbedRunOptions:
     loss: str = "distill"
     epochs: float = 1.0
     batch_size: int = 16
-    lr: float = 2e-5
-    teacher_scale: float = 30.0
+    lr: float = 5e-5
+    teacher_scale: float = 10.0
     temperature: float = 0.05
-    max_seq_length: int = 256
+    max_seq_length: int = 128
     max_steps: int | None = None
     # gate
     beir: Path | None = None

@@ -36,12 +36,14 @@ class EmbedTrainConfig:
     loss: str = "distill"
     epochs: float = 1.0
     batch_size: int = 16
-    lr: float = 2e-5
+    lr: float = 5e-5  # measured on NFCorpus title data: 2e-5 gave +0.69 dense nDCG@10, 5e-5 +1.02
     warmup: float = 0.1  # share of steps with a linear warm-up
     temperature: float = 0.05  # student logits = cosine / temperature (both losses)
-    teacher_scale: float = 30.0  # teacher logits = scale × normalised fused score (1.0 for the positive)
+    # teacher logits = scale × normalised fused score (1.0 for the positive). At 30 the softmax put ~95% of the
+    # mass on the positive (InfoNCE in all but name); at 10 the positive keeps ~38% and the rest follows the ranking.
+    teacher_scale: float = 10.0
     negatives: int | None = None  # use the first N negatives of each example (None: all of them)
-    max_seq_length: int = 256  # passages are cut here in training (the runtime embeds up to the model's limit)
+    max_seq_length: int = 128  # passages are cut here in training (the runtime embeds up to the model's limit)
     max_steps: int | None = None
     checkpoint_every: int = 50
     device: str = "auto"  # auto: cuda when present, else cpu

@@ -24,7 +24,7 @@ class EmbedderForm(Vertical):
                          allow_blank=False, id="em-loss", compact=True)
         with Horizontal(classes="form-row", id="em-options"):
             yield Label("queries", classes="field-label")
-            yield Input("1000", id="em-queries", compact=True, validators=[QUERIES])
+            yield Input("2500", id="em-queries", compact=True, validators=[QUERIES])
             yield Label("steps", classes="field-label")
             yield Input("", placeholder="1 epoch", id="em-steps", compact=True)
             yield Checkbox("promote if the gate passes", True, id="em-promote", compact=True)
