@@ -17,8 +17,9 @@ over the other query types until `max_queries` (one home for each):
 Candidates: the current hybrid retriever's top `depth` for the query. The teacher score of a candidate is its RRF
 fused score divided by the best one (1.0); the source chunk is the known positive and gets 1.0 whether or not
 hybrid found it. For a title query the source document's other chunks are never candidates, so the teacher's
-ranking of the negatives is its judgement of which *other* documents share the topic. False negatives: a candidate that contains the query sentence, shares the source's heading in the
-same document, or overlaps the source by half its word 5-grams (chunk overlap, near-copies) is never a negative.
+ranking of the negatives is its judgement of which *other* documents share the topic. False negatives: a candidate
+that contains the query sentence, shares the source's heading in the same document, or overlaps the source by half
+its word 5-grams (chunk overlap, near-copies) is never a negative.
 Split by document: every n-th document's queries are held out for the gate (claims excluded there: the sentence
 is verbatim in the indexed chunk, a test both embedders pass). data_card.json is written last (completion mark).
 """
@@ -300,7 +301,6 @@ def write_data(out_dir: Path, out: dict[str, list], card: EmbedDataCard, started
     card.sha256 = digest.hexdigest()
     card.seconds = round(time.perf_counter() - started, 1)
     write_text_atomic(out_dir / "data_card.json", json.dumps(asdict(card), indent=2) + "\n")
-
 
 
 def read_examples(path: Path) -> list[dict]:

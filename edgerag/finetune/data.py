@@ -320,7 +320,6 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     return card
 
 
-
 def heldout_squad(hits: list, val_docs: set[int], val_chunks: set[int], val_examples: list[dict]) -> dict:
     """The validation questions as a SQuAD v1.1 file for the A/B gate: every held-out chunk is a context (so
     retrieval meets the same distractors a user's question meets), each question attached to its own."""
