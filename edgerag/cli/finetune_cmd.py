@@ -96,8 +96,8 @@ def register(sub) -> None:
     d.add_argument("--max-examples", type=int, default=600)
     d.add_argument("--p-refusal", type=float, default=P_REFUSAL, help="share of examples that teach the not-found reply")
     d.add_argument("--no-generator", action="store_true", help="extractive (cloze) questions only")
-    d.add_argument("--base", default=None, help="the generator to be finetuned (default: the active one); its questions "
-                   "come from the earliest model of its lineage in the store")
+    d.add_argument("--base", default=None, help="the generator to be finetuned (default: the active one); its "
+                   "questions come from the earliest model of its lineage in the store")
     d.add_argument("--seed", type=int, default=0)
     _output_flags(d)
     d.set_defaults(func=data_cmd)

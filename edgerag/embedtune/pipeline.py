@@ -17,6 +17,8 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..finetune import run_folder
 from ..models import ModelStore
+from .data import EmbedDataConfig
+from .train import EmbedTrainConfig
 
 Emit = Callable[[dict], None]
 
@@ -28,20 +30,20 @@ class EmbedRunOptions:
     name: str | None = None  # store name of the adapted embedder (default: <collection>-<base>-<run>)
     base: str | None = None  # ONNX embedder to adapt (default: the collection's own embedder)
     base_weights: Path | None = None  # its PyTorch folder, when the store does not know it
-    # data
-    max_queries: int = 2500
-    negatives: int = 5
+    # data (defaults: the data and training configs', one home each)
+    max_queries: int = EmbedDataConfig.max_queries
+    negatives: int = EmbedDataConfig.negatives
     types: list[str] | None = None  # pseudo-query types (None: all of data.QUERY_TYPES)
-    generator_seconds: float = 0.0
+    generator_seconds: float = EmbedDataConfig.generator_seconds
     seed: int = 0
     # training
-    loss: str = "distill"
-    epochs: float = 1.0
-    batch_size: int = 16
-    lr: float = 5e-5
-    teacher_scale: float = 10.0
-    temperature: float = 0.05
-    max_seq_length: int = 128
+    loss: str = EmbedTrainConfig.loss
+    epochs: float = EmbedTrainConfig.epochs
+    batch_size: int = EmbedTrainConfig.batch_size
+    lr: float = EmbedTrainConfig.lr
+    teacher_scale: float = EmbedTrainConfig.teacher_scale
+    temperature: float = EmbedTrainConfig.temperature
+    max_seq_length: int = EmbedTrainConfig.max_seq_length
     max_steps: int | None = None
     # gate
     beir: Path | None = None

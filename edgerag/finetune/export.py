@@ -306,7 +306,7 @@ def export_run(run_dir: Path, settings, quants: tuple[str, ...] = ("Q8_0", "Q4_K
         result.merged.append(manifest.name)
     full.unlink(missing_ok=True)  # the F16 intermediate is as large as the model; the store holds what is needed
     tmp.unlink(missing_ok=True)  # ... and so is one a killed run was writing
-    write_text_atomic(run_dir / "export.json", json.dumps({"adapter": result.adapter, "merged": result.merged},
-                                                      indent=2) + "\n")
+    write_text_atomic(run_dir / "export.json",
+                      json.dumps({"adapter": result.adapter, "merged": result.merged}, indent=2) + "\n")
     on_event({"event": "exported", "adapter": result.adapter, "merged": result.merged})
     return result

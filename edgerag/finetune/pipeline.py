@@ -155,7 +155,8 @@ def drop_incomplete_checkpoints(train_dir: Path) -> bool:
         shutil.rmtree(train_dir)  # killed before the first whole checkpoint: nothing to keep
         return False
     if _json_or_none(train_dir / "train_config.json") is None:
-        write_text_atomic(train_dir / "train_config.json", (max(kept)[1] / "train_config.json").read_text(encoding="utf-8"))
+        newest = max(kept)[1] / "train_config.json"
+        write_text_atomic(train_dir / "train_config.json", newest.read_text(encoding="utf-8"))
     return True
 
 
