@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--teacher-scale", type=float, default=None)
     ap.add_argument("--max-seq-length", type=int, default=None)
+    ap.add_argument("--freeze-layers", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default=None)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder for runs (default: <data>/embedtune)")
@@ -133,7 +134,8 @@ def main() -> None:
         config = EmbedTrainConfig(data_dir=data_dir, out_dir=train_dir, base=torch_weights(store, base), loss=loss,
                                   max_steps=args.steps, seed=args.seed,
                                   **given(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                          teacher_scale=args.teacher_scale, max_seq_length=args.max_seq_length))
+                                          teacher_scale=args.teacher_scale, max_seq_length=args.max_seq_length,
+                                          freeze_layers=args.freeze_layers))
         t0 = time.perf_counter()
         if not (train_dir / "student" / "config.json").is_file():
             last = [0.0]

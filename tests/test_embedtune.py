@@ -144,6 +144,26 @@ def test_training_resumes_from_its_checkpoint_and_export_agrees_with_pytorch(set
     assert store.get("tiny-adapted-torch").format == "hf" and not store.verify(["tiny-adapted", "tiny-adapted-torch"])
 
 
+def test_frozen_lower_layers_keep_their_weights_and_the_upper_ones_learn(settings, tmp_path):
+    from safetensors.torch import load_file
+
+    from edgerag.embedtune.train import EmbedTrainConfig, train_embedder
+    from edgerag.errors import BadInputError
+
+    _data(settings, tmp_path / "data", max_queries=16)
+    base = _tiny_student(tmp_path)
+    common = dict(data_dir=tmp_path / "data", base=base, batch_size=4, max_steps=2, lr=1e-3)
+    result = train_embedder(EmbedTrainConfig(out_dir=tmp_path / "frozen", freeze_layers=1, **common))
+    before, after = load_file(base / "model.safetensors"), load_file(result.student / "model.safetensors")
+    change = {k: float((after[k] - before[k]).abs().max()) for k in before}
+    frozen = [k for k in change if "embeddings." in k or "layer.0." in k]
+    trained = [k for k in change if "layer.1." in k]
+    assert frozen and trained and len(frozen) + len(trained) < len(change)  # the pooler is neither
+    assert max(change[k] for k in frozen) == 0.0 and max(change[k] for k in trained) > 1e-4
+    with pytest.raises(BadInputError, match="has 2 layers"):
+        train_embedder(EmbedTrainConfig(out_dir=tmp_path / "all", freeze_layers=2, **common))
+
+
 def test_embedder_run_prints_the_event_lines_the_tui_reads_and_resume_needs_the_same_options(settings, tmp_path,
                                                                                                capsys):
     """`edgerag embedder run --events-jsonl -` on a tiny student: one JSON event per line (run, stages, steps, the

@@ -11,7 +11,7 @@ import argparse
 import functools
 from pathlib import Path
 
-from ..embedtune import QUERY_TYPES
+from ..embedtune import MAX_QUERIES, MAX_SEQ_LENGTH, NEGATIVES, QUERY_TYPES, TEACHER_SCALE
 from ..errors import BadInputError
 from .common import (add_collection_flag, add_json_flag, collection_name, console, err_console, print_event, print_json,
                      progress_bars, settings_from)
@@ -57,8 +57,8 @@ def register(sub) -> None:
 
 
 def _data_flags(p) -> None:
-    p.add_argument("--max-queries", type=int, default=None, help="pseudo-queries to make (default 2500)")
-    p.add_argument("--negatives", type=int, default=None, help="teacher-ranked negatives per query (default 5)")
+    p.add_argument("--max-queries", type=int, default=None, help=f"pseudo-queries to make (default {MAX_QUERIES})")
+    p.add_argument("--negatives", type=int, default=None, help=f"teacher-ranked negatives per query (default {NEGATIVES})")
     p.add_argument("--types", type=_query_types, default=None, metavar="T1,T2",
                    help=f"pseudo-query types to make (default: all of {','.join(QUERY_TYPES)}; one title per "
                         "title/heading first, then the others in turn)")
@@ -83,10 +83,13 @@ def _train_flags(p) -> None:
     p.add_argument("--steps", dest="max_steps", type=int, default=None, help="stop after N optimizer steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--max-seq-length", type=int, default=None, help="passage tokens in training (default 128)")
+    p.add_argument("--max-seq-length", type=int, default=None, help=f"passage tokens in training (default {MAX_SEQ_LENGTH})")
     p.add_argument("--teacher-scale", type=float, default=None,
-                   help="distill: teacher logits = scale × fused score / best (default 10; lower spreads the "
+                   help=f"distill: teacher logits = scale × fused score / best (default {TEACHER_SCALE:g}; lower spreads the "
                         "teacher's mass over the ranked candidates)")
+    p.add_argument("--freeze-layers", type=int, default=None, metavar="N",
+                   help="keep the embeddings and the lowest N transformer layers as they are (cheaper steps; "
+                        "default 0: train all)")
     p.add_argument("--base-weights", type=Path, default=None,
                    help="PyTorch folder of the embedder to adapt, when the store does not know it")
 
@@ -144,7 +147,7 @@ class _Progress:
 # The flags that become EmbedRunOptions fields; a stage command continuing a run may change those after the data.
 _DATA_FIELDS = ("max_queries", "negatives", "types", "generator_seconds", "seed")
 _LATER_FIELDS = ("loss", "epochs", "max_steps", "batch_size", "lr", "max_seq_length", "teacher_scale",
-                 "base_weights", "beir", "beir_limit", "name")
+                 "freeze_layers", "base_weights", "beir", "beir_limit", "name")
 
 
 def _given(args, names) -> dict:

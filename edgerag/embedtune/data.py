@@ -42,7 +42,7 @@ from ..fileio import write_text_atomic
 from ..finetune.data import cloze_question, generator_question, pick_span, question_problem, sentences_of
 from ..store.collection import indexed_text
 from ..text import STOPWORDS, words
-from . import QUERY_TYPES
+from . import MAX_QUERIES, NEGATIVES, QUERY_TYPES
 
 MIN_PASSAGE_WORDS = 12  # a claim's chunk must keep this much after the claim is cut out
 
@@ -51,9 +51,9 @@ MIN_PASSAGE_WORDS = 12  # a claim's chunk must keep this much after the claim is
 class EmbedDataConfig:
     collection: str
     out_dir: Path
-    max_queries: int = 2500  # CPU budget: one query is one listwise example of 1 + negatives passages
+    max_queries: int = MAX_QUERIES  # CPU budget: one query is one listwise example of 1 + negatives passages
     per_chunk: int = 3  # rounds over the chunks (small collections get several queries per chunk)
-    negatives: int = 5  # candidates per example besides the positive
+    negatives: int = NEGATIVES  # candidates per example besides the positive
     titles_first: bool = True  # one title query per title/heading before the other types (see synthesize)
     depth: int = 30  # hybrid candidates looked at per query
     types: tuple[str, ...] = QUERY_TYPES

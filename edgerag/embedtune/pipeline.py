@@ -44,6 +44,7 @@ class EmbedRunOptions:
     teacher_scale: float = EmbedTrainConfig.teacher_scale
     temperature: float = EmbedTrainConfig.temperature
     max_seq_length: int = EmbedTrainConfig.max_seq_length
+    freeze_layers: int = EmbedTrainConfig.freeze_layers
     max_steps: int | None = None
     # gate
     beir: Path | None = None
@@ -159,7 +160,8 @@ def run_embedder_loop(settings: Settings, opts: EmbedRunOptions, resume: bool = 
                               base=opts.base_weights or torch_weights(store, base), loss=opts.loss,
                               epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr,
                               teacher_scale=opts.teacher_scale, temperature=opts.temperature,
-                              max_seq_length=opts.max_seq_length, max_steps=opts.max_steps, seed=opts.seed)
+                              max_seq_length=opts.max_seq_length, freeze_layers=opts.freeze_layers,
+                              max_steps=opts.max_steps, seed=opts.seed)
     if not (train_dir / "student" / "config.json").is_file():
         emit({"event": "stage", "stage": "train"})
         train_embedder(config, emit, resume=resume)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import BadInputError, require
+from . import MAX_SEQ_LENGTH, TEACHER_SCALE
 from .data import read_examples
 
 LOSSES = ("distill", "infonce")
@@ -41,9 +42,12 @@ class EmbedTrainConfig:
     temperature: float = 0.05  # student logits = cosine / temperature (both losses)
     # teacher logits = scale × normalised fused score (1.0 for the positive). At 30 the softmax put ~95% of the
     # mass on the positive (InfoNCE in all but name); at 10 the positive keeps ~38% and the rest follows the ranking.
-    teacher_scale: float = 10.0
+    teacher_scale: float = TEACHER_SCALE
     negatives: int | None = None  # use the first N negatives of each example (None: all of them)
-    max_seq_length: int = 128  # passages are cut here in training (the runtime embeds up to the model's limit)
+    max_seq_length: int = MAX_SEQ_LENGTH  # passages are cut here in training (the runtime embeds up to the model's limit)
+    # The embeddings and the lowest N transformer layers keep their weights: backward stops above them, so a step
+    # costs less (the forward pass is unchanged). 0 trains every layer.
+    freeze_layers: int = 0
     max_steps: int | None = None
     checkpoint_every: int = 50
     device: str = "auto"  # auto: cuda when present, else cpu
@@ -55,6 +59,8 @@ class EmbedTrainConfig:
             raise BadInputError(f"unknown loss {self.loss!r} (choose {', '.join(LOSSES)})")
         if self.batch_size < 1 or self.epochs <= 0 or self.lr <= 0 or self.temperature <= 0:
             raise BadInputError("batch_size, epochs, lr and temperature must be positive")
+        if self.freeze_layers < 0:
+            raise BadInputError("freeze_layers must be 0 or more")
 
     def record(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -82,6 +88,21 @@ def _batches(n: int, batch_size: int, epoch: int, seed: int) -> list[list[int]]:
     order = list(range(n))
     random.Random(seed * 1000 + epoch).shuffle(order)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _freeze_lower(model, layers: int) -> None:
+    """Freeze the embeddings and the lowest `layers` transformer blocks of a BERT-style student."""
+    if not layers:
+        return
+    body = model[0].auto_model
+    blocks = getattr(getattr(body, "encoder", None), "layer", None)
+    if blocks is None or not hasattr(body, "embeddings"):
+        raise BadInputError(f"freeze_layers {layers}: {type(body).__name__} has no embeddings + encoder.layer "
+                            "to freeze; train every layer (freeze_layers 0)")
+    if layers >= len(blocks):
+        raise BadInputError(f"freeze_layers {layers}: the model has {len(blocks)} layers; leave one to train")
+    for module in (body.embeddings, *blocks[:layers]):
+        module.requires_grad_(False)
 
 
 def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, config: EmbedTrainConfig,
@@ -136,6 +157,7 @@ def train_embedder(config: EmbedTrainConfig, emit: Callable[[dict], None] = lamb
     device = _device(config.device)
     model = st.SentenceTransformer(str(source), device=device, local_files_only=True)
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length or config.max_seq_length)
+    _freeze_lower(model, config.freeze_layers)
     if config.loss == "distill":
         # The temperature goes into the student's similarity, not the loss' own `temperature`: that one also
         # multiplies the loss by T², which at T = 0.05 shrinks every gradient 400-fold.
@@ -147,7 +169,8 @@ def train_embedder(config: EmbedTrainConfig, emit: Callable[[dict], None] = lamb
         loss_fn = MultipleNegativesRankingLoss(model, scale=1.0 / config.temperature)
     per_epoch = math.ceil(len(examples) / config.batch_size)
     total = config.max_steps or max(1, round(per_epoch * config.epochs))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup * total), total)
     if source != config.base:
         state = torch.load(checkpoint / "state.pt", weights_only=False)
@@ -183,7 +206,7 @@ def train_embedder(config: EmbedTrainConfig, emit: Callable[[dict], None] = lamb
                 loss = loss_fn(inputs, None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             last = float(loss.detach())

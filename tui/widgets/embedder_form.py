@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.validation import Integer
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from edgerag.embedtune import MAX_QUERIES
+
 QUERIES = Integer(10, 100_000)
 STEPS = Integer(1, 100_000)
 
@@ -24,7 +26,7 @@ class EmbedderForm(Vertical):
                          allow_blank=False, id="em-loss", compact=True)
         with Horizontal(classes="form-row", id="em-options"):
             yield Label("queries", classes="field-label")
-            yield Input("2500", id="em-queries", compact=True, validators=[QUERIES])
+            yield Input(str(MAX_QUERIES), id="em-queries", compact=True, validators=[QUERIES])
             yield Label("steps", classes="field-label")
             yield Input("", placeholder="1 epoch", id="em-steps", compact=True)
             yield Checkbox("promote if the gate passes", True, id="em-promote", compact=True)
