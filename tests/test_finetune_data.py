@@ -37,13 +37,12 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
                             p_refusal=0.2)
         card = synthesize(collection, retriever, None, config)
         doc_of = {h.text_id: h.doc_id for h in collection.all_hits()}
-        text_of = {h.text_id: " ".join(h.text.split()) for h in collection.all_hits()}
 
     train, val = read_jsonl(tmp_path / "data" / "train.jsonl"), read_jsonl(tmp_path / "data" / "val.jsonl")
     assert card.examples == {"train": len(train), "val": len(val)} and len(train) + len(val) == 60
     assert card.split.startswith("by document") and val and train
     assert not {doc_of[e["meta"]["text_id"]] for e in train} & {doc_of[e["meta"]["text_id"]] for e in val}
-    positions, sizes, refusals, cuts = Counter(), Counter(), 0, 0
+    positions, sizes, refusals = Counter(), Counter(), 0
     for example in train + val:
         meta, messages = example["meta"], example["messages"]
         assert [m["role"] for m in messages] == ["system", "user", "assistant"]
@@ -54,13 +53,6 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
         if meta["oracle_position"] is None:
             refusals += 1
             assert target == NOT_FOUND and all(meta["answer"] not in s for s in sources.values())
-            if meta["answer_cut"]:  # the oracle chunk is there, its answering sentence is not
-                cuts += 1
-                oracle = text_of[meta["text_id"]]
-                # one or two verbatim pieces of the oracle chunk (the answering sentence cut out between them)
-                shown = [s for s in sources.values() if s in oracle or any(
-                    s[: m.start()] in oracle and s[m.end():] in oracle for m in re.finditer(" ", s))]
-                assert len(shown) == 1 and len(shown[0].split()) >= 12
             continue
         n = meta["oracle_position"] + 1
         positions[n] += 1
@@ -72,7 +64,6 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
         assert all(meta["answer"] not in text for k, text in sources.items() if k != n)  # distractors don't answer
     assert len(positions) >= 3 and len(sizes) >= 3  # the oracle moves; prompts hold 2..5 sources
     assert refusals == card.refusals and 0.05 <= refusals / 60 <= 0.4  # p_refusal = 0.2
-    assert cuts == card.refusals_answer_cut and 0 < cuts < refusals  # refusal_gap_share = 0.5
     assert card.with_oracle + card.refusals == 60 and sum(card.oracle_positions.values()) == card.with_oracle
     # every candidate tried is either an example or a rejection counted under its reason
     assert card.candidates == 60 + sum(card.rejections.values())

@@ -10,10 +10,8 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
    window of it when long). It is verified with the citation check against the source it cites.
 4. Sources: the oracle chunk at a random position among 1-4 distractors, hard ones from BM25 and the runtime's
-   hybrid retrieval, never one that also contains the span. A share `p_refusal` of examples teaches the not-found
-   reply: half show distractors only, half show the oracle chunk itself with the answering sentence cut out (the
-   passage on the topic that does not say it: what a 135M model trained on distractors alone never learned to
-   refuse, docs/results/xquad-finetune-v4).
+   hybrid retrieval, never one that also contains the span. A share `p_refusal` of examples shows distractors only
+   and teaches the not-found reply.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
    round-trip retrieval; cloze round-trip retrieval; duplicate question; target not supported by its source.
 6. Split: by document when the collection has enough documents (validation questions from documents training never
@@ -49,10 +47,7 @@ class DataConfig:
     out_dir: Path
     max_examples: int = 600  # more than a CPU time budget trains on; the rest feed validation and the gate
     max_distractors: int = 4  # each prompt shows the oracle among 0..max_distractors others
-    p_refusal: float = P_REFUSAL  # share of examples whose sources do not answer (target: the not-found reply)
-    # Of those, the share that shows the oracle chunk without its answering sentence (among distractors): the
-    # contrast between "the passage says it" and "the same passage, minus the sentence, does not".
-    refusal_gap_share: float = 0.5
+    p_refusal: float = P_REFUSAL  # share of examples with distractors only (target: the not-found reply)
     spans_per_chunk: int = 6  # sentences used per chunk (one question each)
     # Generator questions read like real ones but cost 1 s (idle 2-core CPU) to minutes (a loaded one) each and
     # ~17% pass the filters: they get a fixed time box, cloze questions do the rest.
@@ -80,7 +75,6 @@ class DataCard:
     split: str = ""
     with_oracle: int = 0
     refusals: int = 0
-    refusals_answer_cut: int = 0  # of the refusals: the oracle chunk shown without its answering sentence
     oracle_positions: dict = field(default_factory=dict)  # "position/sources" -> count
     question_sources: dict = field(default_factory=dict)  # generator / cloze -> accepted count
     generator_acceptance: float = 0.0
@@ -292,7 +286,6 @@ def synthesize(collection, retriever, generator, config: DataConfig,
         sources_used[origin] += 1
         if meta["oracle_position"] is None:
             card.refusals += 1
-            card.refusals_answer_cut += meta["answer_cut"]
         else:
             card.with_oracle += 1
             positions[f"{meta['oracle_position'] + 1}/{meta['n_sources']}"] += 1
@@ -355,20 +348,6 @@ def _window(text: str, anchor: str, words: int) -> str:
     return " ".join(tokens[lo: lo + size])
 
 
-def _without_answer(text: str, sentence: str, span: str, words: int) -> str | None:
-    """About `words` words of text around where `sentence` stood, with the sentence cut out; None when the rest
-    still holds the answer (or too little is left to be a passage)."""
-    where = text.find(sentence)
-    if where < 0:
-        return None
-    before, after = text[:where].split(), text[where + len(sentence):].split()
-    rest = before + after
-    if len(rest) < 12 or _norm(span) in _norm(" ".join(rest)):
-        return None
-    lo = max(0, min(len(before) - words // 2, len(rest) - words))
-    return " ".join(rest[lo: lo + words])
-
-
 def _example(retriever, question: str, span: str, sentence: str, oracle, config: DataConfig,
              rng: random.Random) -> tuple[dict | None, str | None]:
     """One chat in the runtime format, or (None, rejection reason)."""
@@ -386,13 +365,8 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
     # model trained on 2-5 only cited "[2]" with one source shown (docs/results/xquad-finetune-v3).
     shown = rng.randint(1, config.max_distractors + 1)
     claim = answer_sentence(sentence, span, config.target_words)
-    cut = None
     if rng.random() < config.p_refusal:
-        cut = (_without_answer(oracle.text, sentence, span, config.window_words)
-               if rng.random() < config.refusal_gap_share else None)
-        sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[: shown - bool(cut)]]
-        if cut:
-            sources.insert(rng.randrange(len(sources) + 1), replace(oracle, text=cut))
+        sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[:shown]]
         position, target = None, NOT_FOUND
     else:
         sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[: shown - 1]]
@@ -404,8 +378,7 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
             return None, "target not supported by its source (citation check)"
     messages = messages_for(question, sources) + [{"role": "assistant", "content": target}]
     return {"messages": messages, "meta": {"text_id": oracle.text_id, "question": question, "answer": span,
-                                           "oracle_position": position, "n_sources": len(sources),
-                                           "answer_cut": bool(cut)}}, None
+                                           "oracle_position": position, "n_sources": len(sources)}}, None
 
 
 def read_jsonl(path: Path) -> list[dict]:
