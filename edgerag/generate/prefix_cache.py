@@ -97,7 +97,8 @@ def load(folder: Path, key: str, llm, tokens: list[int]) -> bool:
                                   seed=header["seed"]))
         return True
     except Exception:  # corrupt, truncated, another model's state refused by llama.cpp: rebuild it
+        # n_tokens back to 0; the next eval drops every KV cell from position n_tokens on (llama-cpp-python's
+        # Llama.eval), so whatever a refused load left in the cache is never read.
         llm.reset()
-        llm._ctx.kv_cache_clear()
         path.unlink(missing_ok=True)
         return False
