@@ -58,7 +58,8 @@ def register(sub) -> None:
 
 def _data_flags(p) -> None:
     p.add_argument("--max-queries", type=int, default=None, help=f"pseudo-queries to make (default {MAX_QUERIES})")
-    p.add_argument("--negatives", type=int, default=None, help=f"teacher-ranked negatives per query (default {NEGATIVES})")
+    p.add_argument("--negatives", type=int, default=None,
+                   help=f"teacher-ranked negatives per query (default {NEGATIVES})")
     p.add_argument("--types", type=_query_types, default=None, metavar="T1,T2",
                    help=f"pseudo-query types to make (default: all of {','.join(QUERY_TYPES)}; one title per "
                         "title/heading first, then the others in turn)")
@@ -83,10 +84,11 @@ def _train_flags(p) -> None:
     p.add_argument("--steps", dest="max_steps", type=int, default=None, help="stop after N optimizer steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--max-seq-length", type=int, default=None, help=f"passage tokens in training (default {MAX_SEQ_LENGTH})")
+    p.add_argument("--max-seq-length", type=int, default=None,
+                   help=f"passage tokens in training (default {MAX_SEQ_LENGTH})")
     p.add_argument("--teacher-scale", type=float, default=None,
-                   help=f"distill: teacher logits = scale × fused score / best (default {TEACHER_SCALE:g}; lower spreads the "
-                        "teacher's mass over the ranked candidates)")
+                   help=f"distill: teacher logits = scale × fused score / best (default {TEACHER_SCALE:g}; lower "
+                        "spreads the teacher's mass over the ranked candidates)")
     p.add_argument("--freeze-layers", type=int, default=None, metavar="N",
                    help="keep the embeddings and the lowest N transformer layers as they are (cheaper steps; "
                         "default 0: train all)")

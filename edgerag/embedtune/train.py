@@ -44,7 +44,8 @@ class EmbedTrainConfig:
     # mass on the positive (InfoNCE in all but name); at 10 the positive keeps ~38% and the rest follows the ranking.
     teacher_scale: float = TEACHER_SCALE
     negatives: int | None = None  # use the first N negatives of each example (None: all of them)
-    max_seq_length: int = MAX_SEQ_LENGTH  # passages are cut here in training (the runtime embeds up to the model's limit)
+    # passages are cut here in training (the runtime embeds up to the model's limit)
+    max_seq_length: int = MAX_SEQ_LENGTH
     # The embeddings and the lowest N transformer layers keep their weights: backward stops above them, so a step
     # costs less (the forward pass is unchanged). 0 trains every layer.
     freeze_layers: int = 0
