@@ -179,7 +179,7 @@ def main() -> None:
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                         cwd=REPO).stdout.strip()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    for f in ("report.md", "metrics.png", "recall_at_k.png"):
+    for f in ("report.md", "metrics.png", "recall_at_k.png", "differences.png"):
         if (result.run_dir / f).is_file():
             shutil.copy2(result.run_dir / f, out / f)
     for label, system in result.summary["systems"].items():
