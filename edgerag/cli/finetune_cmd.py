@@ -47,7 +47,8 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
     p.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
     p.add_argument("--max-examples", type=int, default=600, help="synthetic examples to make (with --collection)")
     p.add_argument("--p-refusal", type=float, default=P_REFUSAL,
-                   help="share of synthetic examples whose sources do not answer (target: the not-found reply)")
+                   help="share of synthetic examples whose sources do not answer (target: the not-found reply; "
+                        f"default {P_REFUSAL})")
     p.add_argument("--no-generator", action="store_true",
                    help="synthesize extractive (cloze) questions only: faster, no generator calls")
     p.add_argument("--seed", type=int, default=0)
@@ -94,7 +95,8 @@ def register(sub) -> None:
     add_collection_flag(d)
     d.add_argument("--out", type=Path, required=True, help="folder for train.jsonl, val.jsonl, heldout.json, card")
     d.add_argument("--max-examples", type=int, default=600)
-    d.add_argument("--p-refusal", type=float, default=P_REFUSAL, help="share of examples that teach the not-found reply")
+    d.add_argument("--p-refusal", type=float, default=P_REFUSAL,
+                   help=f"share of examples that teach the not-found reply (default {P_REFUSAL})")
     d.add_argument("--no-generator", action="store_true", help="extractive (cloze) questions only")
     d.add_argument("--base", default=None, help="the generator to be finetuned (default: the active one); its "
                    "questions come from the earliest model of its lineage in the store")
