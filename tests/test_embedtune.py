@@ -143,6 +143,19 @@ def test_training_resumes_from_its_checkpoint_and_export_agrees_with_pytorch(set
     assert result.cosine >= 0.99 and manifest.lineage["mean_cosine_vs_pytorch"] == pytest.approx(result.cosine, abs=1e-5)
     assert store.get("tiny-adapted-torch").format == "hf" and not store.verify(["tiny-adapted", "tiny-adapted-torch"])
 
+    # An int8 model that falls short of the check (here: a bar set halfway between its cosine and 1) leaves the fp32
+    # export registered under the name, not a failed run.
+    import edgerag.embedtune.export as export_module
+
+    bar = (result.cosine + 1) / 2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export_module, "MIN_INT8_COSINE", bar)
+        fallback = export_student(store, whole.student, "tiny-fp32", INT8, {"test": True}, tmp_root=tmp_path)
+    manifest = store.get("tiny-fp32")
+    assert manifest.format == "onnx" and manifest.quantization == "fp32" and fallback.cosine >= bar
+    assert manifest.lineage["int8_mean_cosine_vs_pytorch"] == pytest.approx(result.cosine, abs=1e-4)
+    assert not store.verify(["tiny-fp32"])
+
 
 def test_frozen_lower_layers_keep_their_weights_and_the_upper_ones_learn(settings, tmp_path):
     from safetensors.torch import load_file
