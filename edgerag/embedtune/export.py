@@ -57,21 +57,25 @@ def torch_weights(store: ModelStore, name: str) -> Path:
                      "sentence-transformers or Hugging Face folder)")
 
 
-def student_cosine(student: Path, onnx_folder: Path, texts: list[str]) -> float:
+def student_vectors(student: Path, texts: list[str]) -> np.ndarray:
+    """The PyTorch student's normalised embeddings: the reference an ONNX export must agree with."""
     from sentence_transformers import SentenceTransformer
 
+    model = SentenceTransformer(str(student), device="cpu", local_files_only=True)
+    return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=16)
+
+
+def onnx_cosine(reference: np.ndarray, onnx_folder: Path, texts: list[str]) -> float:
     from ..embed import OnnxEmbedder
 
-    model = SentenceTransformer(str(student), device="cpu", local_files_only=True)
-    a = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=16)
-    b = OnnxEmbedder(onnx_folder).embed(texts)
-    return float(np.mean(np.sum(a * b, axis=1)))
+    return float(np.mean(np.sum(reference * OnnxEmbedder(onnx_folder).embed(texts), axis=1)))
 
 
 def export_student(store: ModelStore, student: Path, name: str, parent: str, lineage: dict,
                    sample_texts: list[str] = (), tmp_root: Path | None = None,
                    say: Callable[[str], None] = lambda m: None) -> ExportResult:
-    """Register `<name>-torch` and `<name>` (int8 ONNX) built from the student folder."""
+    """Register `<name>-torch` and `<name>` (int8 ONNX, or fp32 when int8 falls short) built from the student
+    folder."""
     student = Path(student)
     if not (student / "config.json").is_file():
         raise ModelError(f"{student}: not a trained student folder (no config.json; did training finish?)")
@@ -95,22 +99,22 @@ def export_student(store: ModelStore, student: Path, name: str, parent: str, lin
         fp32.mkdir()
         say(f"{name}: exporting to ONNX with optimum, quantizing to int8 (dynamic, per-channel)")
         _export_onnx(student, fp32)
-        onnx_lineage = {**lineage, "pytorch_model": torch_name}
-        store.add(Manifest(name=name, format="onnx", quantization="int8", parent=torch_name,
-                           lineage={**onnx_lineage,
-                                    "made_by": "optimum main_export + onnxruntime quantize_dynamic per_channel QInt8"},
-                           details=details, **common),
-                  lambda d: _quantize_int8(fp32, d), replace=True)
-        cosine = student_cosine(student, store.folder(name), texts)
+        reference = student_vectors(student, texts)
+
+        def register_onnx(quantization: str, made_by: str, fill, **extra) -> float:
+            store.add(Manifest(name=name, format="onnx", quantization=quantization, parent=torch_name,
+                               lineage={**lineage, "pytorch_model": torch_name, "made_by": made_by, **extra},
+                               details=details, **common), fill, replace=True)
+            return onnx_cosine(reference, store.folder(name), texts)
+
+        cosine = register_onnx("int8", "optimum main_export + onnxruntime quantize_dynamic per_channel QInt8",
+                               lambda d: _quantize_int8(fp32, d))
         if cosine < MIN_INT8_COSINE:
             say(f"{name}: int8 agrees with the PyTorch student at mean cosine {cosine:.4f} < {MIN_INT8_COSINE}; "
                 "keeping the fp32 ONNX export instead (larger and slower to embed with, not less accurate)")
-            store.add(Manifest(name=name, format="onnx", quantization="fp32", parent=torch_name,
-                               lineage={**onnx_lineage, "int8_mean_cosine_vs_pytorch": round(cosine, 5),
-                                        "made_by": "optimum main_export (fp32: int8 fell short of the cosine check)"},
-                               details=details, **common),
-                      lambda d: shutil.copytree(fp32, d, dirs_exist_ok=True), replace=True)
-            cosine = student_cosine(student, store.folder(name), texts)
+            cosine = register_onnx("fp32", "optimum main_export (fp32: int8 fell short of the cosine check)",
+                                   lambda d: shutil.copytree(fp32, d, dirs_exist_ok=True),
+                                   int8_mean_cosine_vs_pytorch=round(cosine, 5))
     manifest = store.get(name)
     manifest.lineage["mean_cosine_vs_pytorch"] = round(cosine, 5)
     store.update_manifest(manifest)
