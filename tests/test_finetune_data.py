@@ -42,7 +42,7 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     assert card.examples == {"train": len(train), "val": len(val)} and len(train) + len(val) == 60
     assert card.split.startswith("by document") and val and train
     assert not {doc_of[e["meta"]["text_id"]] for e in train} & {doc_of[e["meta"]["text_id"]] for e in val}
-    positions, sizes, refusals = Counter(), Counter(), 0
+    positions, sizes, refusals, restating = Counter(), Counter(), 0, 0
     for example in train + val:
         meta, messages = example["meta"], example["messages"]
         assert [m["role"] for m in messages] == ["system", "user", "assistant"]
@@ -59,12 +59,17 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
         match = re.fullmatch(rf"(.+) \[{n}\]\.", target)
         assert match, target
         claim = match.group(1)
+        asked = set(re.findall(r"[a-z0-9]+", meta["question"].lower()))
+        claim_words = re.findall(r"[a-z0-9]+", claim.lower())
+        restating += sum(w in asked for w in claim_words) >= 0.8 * len(claim_words)
         assert meta["answer"] in claim and claim in sources[n]  # the exact span, copied from the cited source
         assert len(claim.split()) <= config.target_words
         assert all(meta["answer"] not in text for k, text in sources.items() if k != n)  # distractors don't answer
     assert len(positions) >= 3 and len(sizes) >= 3  # the oracle moves; prompts hold 2..5 sources
     assert refusals == card.refusals and 0.05 <= refusals / 60 <= 0.4  # p_refusal = 0.2
     assert card.with_oracle + card.refusals == 60 and sum(card.oracle_positions.values()) == card.with_oracle
+    # cloze questions are their source sentence with the answer blanked: the card counts how many targets restate them
+    assert card.targets_restating_question == round(restating / card.with_oracle, 3) and restating
     # every candidate tried is either an example or a rejection counted under its reason
     assert card.candidates == 60 + sum(card.rejections.values())
     assert "span not quoted from chunk" not in card.rejections

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune import P_REFUSAL
+from ..finetune import GENERATOR_SECONDS, P_REFUSAL
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -45,12 +45,7 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="trade speed for memory (off by default: not needed for small models)")
     p.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
-    p.add_argument("--max-examples", type=int, default=600, help="synthetic examples to make (with --collection)")
-    p.add_argument("--p-refusal", type=float, default=P_REFUSAL,
-                   help="share of synthetic examples whose sources do not answer (target: the not-found reply; "
-                        f"default {P_REFUSAL})")
-    p.add_argument("--no-generator", action="store_true",
-                   help="synthesize extractive (cloze) questions only: faster, no generator calls")
+    _data_flags(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", type=Path, default=None, help="where the run lives (default: data dir/finetune/<time>)")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_DIR",
@@ -67,6 +62,19 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
                                                                    if eval_limit_default else " (default: all)"))
     _promote_flags(p)
     _output_flags(p)
+
+
+def _data_flags(p) -> None:
+    """How synthetic examples are made: `finetune data`, and `train`/`run` with --collection."""
+    p.add_argument("--max-examples", type=int, default=600, help="synthetic examples to make (default 600)")
+    p.add_argument("--p-refusal", type=float, default=P_REFUSAL,
+                   help="share of synthetic examples whose sources do not answer (target: the not-found reply; "
+                        f"default {P_REFUSAL})")
+    p.add_argument("--no-generator", action="store_true",
+                   help="synthesize extractive (cloze) questions only: faster, no generator calls")
+    p.add_argument("--generator-seconds", type=float, default=GENERATOR_SECONDS,
+                   help="time box for generator-written questions; cloze questions make the rest "
+                        f"(default {GENERATOR_SECONDS:g})")
 
 
 def _output_flags(p) -> None:
@@ -94,10 +102,7 @@ def register(sub) -> None:
     d = fsub.add_parser("data", help="synthesize training examples (JSONL) from a collection")
     add_collection_flag(d)
     d.add_argument("--out", type=Path, required=True, help="folder for train.jsonl, val.jsonl, heldout.json, card")
-    d.add_argument("--max-examples", type=int, default=600)
-    d.add_argument("--p-refusal", type=float, default=P_REFUSAL,
-                   help=f"share of examples that teach the not-found reply (default {P_REFUSAL})")
-    d.add_argument("--no-generator", action="store_true", help="extractive (cloze) questions only")
+    _data_flags(d)
     d.add_argument("--base", default=None, help="the generator to be finetuned (default: the active one); its "
                    "questions come from the earliest model of its lineage in the store")
     d.add_argument("--seed", type=int, default=0)
@@ -216,7 +221,8 @@ def data_cmd(args) -> int:
     printer = _Printer(args.events_jsonl == "-")
     route_library_logs(settings, "finetune")
     card = synthesize_data(settings, args.collection or settings.default_collection, args.out, args.max_examples,
-                           not args.no_generator, args.seed, args.base, printer, args.p_refusal)
+                           not args.no_generator, args.seed, args.base, printer, args.p_refusal,
+                           args.generator_seconds)
     printer.stop()
     if printer.jsonl:
         printer({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
@@ -235,6 +241,7 @@ def data_cmd(args) -> int:
     for origin, n in card.question_sources.items():
         table.add_row(f"questions from {origin}", str(n))
     table.add_row("generator acceptance", f"{card.generator_acceptance:.0%}")
+    table.add_row("answers restating their question", f"{card.targets_restating_question:.0%}")
     for reason, n in sorted(card.rejections.items(), key=lambda kv: -kv[1]):
         table.add_row(f"rejected: {reason}", str(n))
     console.print(table)
@@ -255,7 +262,8 @@ def train_cmd(args) -> int:
         base=args.base, collection=args.collection, data=args.data, val=args.val, heldout=args.heldout,
         squad=args.squad, run_dir=Path(args.resume) if resume and args.resume != "latest" else args.run_dir,
         resume=resume, max_examples=args.max_examples, use_generator=not args.no_generator,
-        p_refusal=args.p_refusal, bits=args.bits, rank=args.rank, lora_layers=args.lora_layers,
+        p_refusal=args.p_refusal, generator_seconds=args.generator_seconds, bits=args.bits, rank=args.rank,
+        lora_layers=args.lora_layers,
         steps=args.steps or 120, time_budget_min=None if args.steps else args.time_budget,
         learning_rate=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
         gradient_checkpointing=args.grad_checkpointing, save_steps=args.save_steps, seed=args.seed,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from ..fileio import write_text_atomic
-from . import P_REFUSAL
+from . import GENERATOR_SECONDS, P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from ..text import split_sentences
@@ -51,7 +51,7 @@ class DataConfig:
     spans_per_chunk: int = 6  # sentences used per chunk (one question each)
     # Generator questions read like real ones but cost 1 s (idle 2-core CPU) to minutes (a loaded one) each and
     # ~17% pass the filters: they get a fixed time box, cloze questions do the rest.
-    generator_seconds: float = 120.0
+    generator_seconds: float = GENERATOR_SECONDS
     # A longer source sentence is cut to a clause window around the answer. 12 words, because the reply is graded
     # against a short gold span: a model copying these targets perfectly scores F1 40.3 on the 1,145 XQuAD-en
     # questions whose answer lies in one sentence, against 34.4 at 16 words and 26.1 at 25 (the previous default).
@@ -78,6 +78,9 @@ class DataCard:
     oracle_positions: dict = field(default_factory=dict)  # "position/sources" -> count
     question_sources: dict = field(default_factory=dict)  # generator / cloze -> accepted count
     generator_acceptance: float = 0.0
+    # Share of answering targets that are >= 80% the question's words: they teach repeating the question, and a
+    # model trained on 91% of them answered real questions with their own words (docs/results/xquad-finetune-v7).
+    targets_restating_question: float = 0.0
     rejections: dict = field(default_factory=dict)  # reason -> count
     filters: list[str] = field(default_factory=lambda: [
         "generator question: ends with '?', 4-40 words, does not contain the answer, asks for a number when the "
@@ -154,6 +157,13 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str:
 
 def _norm(text: str) -> str:
     return " ".join(word_tokens(text))
+
+
+def restates(reply: str, question: str, share: float = 0.8) -> bool:
+    """True when at least `share` of the reply's words (citation markers aside) are words of the question."""
+    words = word_tokens(re.sub(r"\[\d+\]", " ", reply))
+    asked = set(word_tokens(question))
+    return bool(words) and sum(w in asked for w in words) >= share * len(words)
 
 
 _NUMBER_CUES = ("how", "when", "year", "number", "percent", "score", "date", "amount", "price", "age", "many", "much")
@@ -240,6 +250,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     card = DataCard(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
                     chunks=len(hits), split=split)
     rejections, sources_used, positions = Counter(), Counter(), Counter()
+    restating = 0
     generator_tries, generator_s = 0, 0.0
     seen: set[str] = set()
     examples: dict[str, list] = {"train": [], "val": []}
@@ -288,6 +299,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
             card.refusals += 1
         else:
             card.with_oracle += 1
+            restating += restates(example["messages"][-1]["content"], question)
             positions[f"{meta['oracle_position'] + 1}/{meta['n_sources']}"] += 1
         held_out = hit.doc_id in val_docs or hit.text_id in val_chunks
         examples["val" if held_out else "train"].append(example)
@@ -313,6 +325,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     card.question_sources = dict(sources_used)
     card.oracle_positions = dict(sorted(positions.items()))
     card.generator_acceptance = round(sources_used["generator"] / generator_tries, 3) if generator_tries else 0.0
+    card.targets_restating_question = round(restating / card.with_oracle, 3) if card.with_oracle else 0.0
     card.rejections = dict(rejections.most_common())
     card.sha256 = hashlib.sha256(b"".join((config.out_dir / f"{s}.jsonl").read_bytes() for s in ("train", "val")
                                           if (config.out_dir / f"{s}.jsonl").is_file())).hexdigest()

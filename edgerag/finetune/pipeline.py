@@ -17,7 +17,7 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import P_REFUSAL, run_folder
+from . import GENERATOR_SECONDS, P_REFUSAL, run_folder
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
@@ -37,6 +37,7 @@ class FinetuneOptions:
     max_examples: int = 600
     use_generator: bool = True
     p_refusal: float = P_REFUSAL
+    generator_seconds: float = GENERATOR_SECONDS
     # training
     bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
     rank: int = 16
@@ -89,7 +90,7 @@ def _start(settings: Settings, opts: FinetuneOptions) -> Path:
 
 def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max_examples: int,
                     use_generator: bool, seed: int, generator_name: str | None, emit: Emit,
-                    p_refusal: float = P_REFUSAL):
+                    p_refusal: float = P_REFUSAL, generator_seconds: float = GENERATOR_SECONDS):
     from ..generate.llm import load_generator
     from ..retrieve import Retriever
     from ..runtime import open_collection
@@ -108,7 +109,7 @@ def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max
             emit({"event": "status", "message": f"questions written by {writer}"})
             generator = load_generator(settings, writer)
         config = DataConfig(collection_name, out_dir, max_examples=max_examples, use_generator=use_generator,
-                            p_refusal=p_refusal, seed=seed)
+                            p_refusal=p_refusal, generator_seconds=generator_seconds, seed=seed)
         return synthesize(collection, retriever, generator, config, on_event=emit)
     finally:
         collection.close()
@@ -228,7 +229,8 @@ def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
             emit({"event": "status", "message": f"synthesizing training data from {opts.collection!r}"})
             started = time.perf_counter()
             card = synthesize_data(settings, opts.collection, data_dir, opts.max_examples, opts.use_generator,
-                                   opts.seed, opts.base, stoppable(emit, "data synthesis"), opts.p_refusal)
+                                   opts.seed, opts.base, stoppable(emit, "data synthesis"), opts.p_refusal,
+                                   opts.generator_seconds)
             outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
             emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
                   "rejections": card.rejections, "split": card.split, "card": str(data_dir / "data_card.json")})
