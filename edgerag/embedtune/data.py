@@ -13,7 +13,8 @@ over the other query types until `max_queries` (one home for each):
   question made from the sentence (the same functions `finetune data` uses);
 - keywords: 3-4 salient terms of the chunk by tf·idf over the collection (terms of one chunk only are skipped: a
   query BM25 answers by one rare word teaches nothing);
-- title: the chunk's heading (document title for records); the training passage drops it.
+- title: the heading of the first chunk under it (document title for records); the training passage drops it,
+  and so do the query's negatives, so that no passage is told apart by its form.
 Candidates: the current hybrid retriever's top `depth` for the query. The teacher score of a candidate is its RRF
 fused score divided by the best one (1.0); the source chunk is the known positive and gets 1.0 whether or not
 hybrid found it. For a title query the source document's other chunks are never candidates, so the teacher's
@@ -124,16 +125,23 @@ def _cut(text: str, sentence: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", text.replace(sentence, "")).strip()
 
 
+def title_and_body(hit) -> tuple[str, str]:
+    """(title, the chunk without it): the heading of a file's section, else the chunk's first line when it is a
+    short line of its own (records and plain text put the title there); ("", text) when there is neither."""
+    if (hit.heading or "").strip():
+        return hit.heading.strip(), hit.text
+    first, sep, rest = hit.text.partition("\n\n")
+    if sep and "\n" not in first and len(first.split()) <= 25:
+        return first.strip(), rest
+    return "", hit.text
+
+
 def make_query(kind: str, hit, idf: _Idf, rng: random.Random, ask=None,
                terms: int = 4) -> tuple[str, str, str, str] | None:
     """(query, training passage, sentence the query came from or "", origin) or None when this chunk cannot
     give this type. `ask(sentence, span)` returns a generator question or None."""
     if kind == "title":
-        heading, body = (hit.heading or "").strip(), hit.text
-        if not heading:  # records and plain text put the title on the chunk's first line
-            first, sep, rest = hit.text.partition("\n\n")
-            if sep and "\n" not in first and len(first.split()) <= 25:
-                heading, body = first.strip(), rest
+        heading, body = title_and_body(hit)
         if len(heading.split()) < 3 or len(body.split()) < MIN_PASSAGE_WORDS:
             return None
         return heading, body, "", "title"
@@ -207,7 +215,11 @@ def synthesize(collection, retriever, config: EmbedDataConfig, generator=None,
         # 0.97-0.99, so those mostly teach string overlap; title-only data lifted dense nDCG@10 by 1.0, the mix
         # lowered it). So every distinct title gets its query first; the other types fill the rest of the budget.
         types.remove("title")
-        rounds = [(-1, i, hit) for i, hit in enumerate(order)] + (rounds if types else [])
+        # Each title's query from the first chunk under it (a file's heading is on every chunk of its section, and
+        # a section's opening is what its title describes), documents in shuffled order.
+        rank = {d: n for n, d in enumerate(docs)}
+        titled = sorted(order, key=lambda h: (rank[h.doc_id], h.text_id))
+        rounds = [(-1, i, hit) for i, hit in enumerate(titled)] + (rounds if types else [])
     for r, i, hit in rounds:
         if len(out["train"]) + len(out["heldout"]) >= config.max_queries:
             break
@@ -266,7 +278,7 @@ def synthesize(collection, retriever, config: EmbedDataConfig, generator=None,
         example = {"query": query, "type": origin if origin not in ("cloze", "generator") else "question",
                    "origin": origin, "text_id": hit.text_id, "doc_id": hit.doc_id, "relevant": relevant,
                    "positive": passage,
-                   "negatives": [indexed_text(by_id[t].heading, by_id[t].text) for t, _ in chosen],
+                   "negatives": [negative_text(by_id[t], origin) for t, _ in chosen],
                    "negative_ids": [t for t, _ in chosen],
                    "teacher": [1.0] + [round(s, 6) for _, s in chosen]}
         out[split].append(example)
@@ -288,6 +300,15 @@ def synthesize(collection, retriever, config: EmbedDataConfig, generator=None,
     card.rejections = dict(rejections.most_common())
     write_data(config.out_dir, out, card, started)
     return card
+
+
+def negative_text(hit, origin: str) -> str:
+    """A negative in the form of its example's positive. A title query's positive is its chunk without the title
+    (else the title is found verbatim), so its negatives lose theirs too: with titles on the negatives only, the
+    student learned "a passage that begins with a title line is wrong", and on a collection ingested from Markdown
+    files, where every chunk carries its document's heading, adaptation lowered dense nDCG@10 by 5.5 on NFCorpus
+    (docs/results/embedder-adapt/embedder-run-nfcorpus-md)."""
+    return title_and_body(hit)[1] if origin == "title" else indexed_text(hit.heading, hit.text)
 
 
 def write_data(out_dir: Path, out: dict[str, list], card: EmbedDataCard, started: float) -> None:
