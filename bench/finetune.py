@@ -110,7 +110,8 @@ def run_plain(overrides: dict, train_file: Path, steps: int) -> dict:
     rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
     dataset = []
     for row in rows:
-        ids = tokenizer.apply_chat_template(row["messages"], tokenize=True)
+        # return_dict=False: transformers 5 returns a dict by default
+        ids = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=False)
         if len(ids) <= 1536:
             dataset.append({"input_ids": ids, "labels": ids})
     stamps: list[float] = []

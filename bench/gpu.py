@@ -306,8 +306,8 @@ def run_worker(spec: dict, timeout: int) -> dict:
     except subprocess.TimeoutExpired:
         return {"spec": spec, "error": f"passed its {timeout} s limit"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode or not lines:
-        return {"spec": spec, "error": (done.stderr or done.stdout)[-1500:]}
+    if done.returncode or not lines:  # a native crash (a signal) prints nothing: the exit code says which
+        return {"spec": spec, "error": f"exit code {done.returncode}\n{(done.stderr or done.stdout)[-1500:]}".strip()}
     return {"spec": spec, "wall_s": round(time.perf_counter() - started, 1), **json.loads(lines[-1])}
 
 

@@ -113,6 +113,16 @@ def test_loss_is_on_assistant_tokens_only(tiny_settings):
     assert tokenizer.decode(learned).strip() == example[-1]["content"] + "<|im_end|>"
     assert tokenize_example(tokenizer, example, 8) is None  # too long: dropped, not truncated mid-answer
 
+    # transformers 5 returns a BatchEncoding from apply_chat_template unless told otherwise (seen on a GPU machine
+    # with 5.17): the same ids either way
+    template = tokenizer.apply_chat_template
+
+    def as_in_transformers_5(*args, return_dict=True, **kwargs):
+        return template(*args, return_dict=return_dict, **kwargs)
+
+    tokenizer.apply_chat_template = as_in_transformers_5
+    assert tokenize_example(tokenizer, example, 1024) == item
+
 
 def _torch_logits(run_dir: Path, settings, tokens: list[int]) -> np.ndarray:
     import torch

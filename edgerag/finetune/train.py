@@ -133,10 +133,31 @@ class TrainResult:
     peak_rss_mb: float
 
 
+# Fields that transformers 5 dropped from TrainingArguments (measured with 5.17 on a GPU machine, docs/gpu.md): their
+# 4.x defaults are what 5.x does anyway (safetensors checkpoints), so they are passed only where they exist.
+_VERSION_DEPENDENT_ARGS = ("save_safetensors",)
+
+
+def _training_arguments(transformers, **kwargs):
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(transformers.TrainingArguments)}
+    return transformers.TrainingArguments(**{k: v for k, v in kwargs.items()
+                                             if k in known or k not in _VERSION_DEPENDENT_ARGS})
+
+
+def chat_ids(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> list[int]:
+    """The token ids of a chat under the tokenizer's template, in transformers 4 and 5 alike (5 returns a
+    BatchEncoding by default: measured on a GPU machine with transformers 5.17, docs/gpu.md)."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
+                                        return_dict=False)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
 def tokenize_example(tokenizer, messages: list[dict], max_len: int) -> dict | None:
     """input_ids + labels where only the final assistant message (and its end token) is learned."""
-    prompt_ids = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
-    full_ids = tokenizer.apply_chat_template(messages, tokenize=True)
+    prompt_ids = chat_ids(tokenizer, messages[:-1], add_generation_prompt=True)
+    full_ids = chat_ids(tokenizer, messages)
     if full_ids[: len(prompt_ids)] != prompt_ids:
         raise BadInputError("the chat template does not extend the prompt by the answer; cannot mask the loss")
     if len(full_ids) > max_len:
@@ -244,14 +265,13 @@ def train(config: TrainConfig, settings, resume: bool = False,
 
     gpu = torch.cuda.is_available()
     per_device, accumulate = micro_batches(config, gpu)
-    args = transformers.TrainingArguments(
-        output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=per_device,
+    args = _training_arguments(
+        transformers, output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=per_device,
         per_device_eval_batch_size=per_device, gradient_accumulation_steps=accumulate,
         learning_rate=config.learning_rate, warmup_steps=min(config.warmup_steps, config.max_steps // 10),
         lr_scheduler_type="cosine", logging_steps=config.logging_steps, save_steps=config.save_steps,
         save_total_limit=2, eval_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed,
         use_cpu=not gpu, bf16=config.bits in (4, 16), dataloader_num_workers=0, remove_unused_columns=False,
-        group_by_length=config.group_by_length,
         gradient_checkpointing=False,  # already enabled on the model (peft needs it set before wrapping)
         disable_tqdm=True, save_safetensors=True, include_num_input_tokens_seen=True,
         ddp_find_unused_parameters=False,  # (several processes) every LoRA weight gets a gradient each step
@@ -260,6 +280,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
     callback = _EventCallback(on_event, config, out, deadline)
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, data_collator=collator,
                                callbacks=[callback])
+    trainer.group_by_length = config.group_by_length  # our sampler's (TrainingArguments lost the field in 5.x)
     trainer.remove_callback(transformers.PrinterCallback)  # our events replace its raw dict prints on stdout
     checkpoint = resume and any(out.glob("checkpoint-*"))
     try:
@@ -345,7 +366,7 @@ def _trainer_class():
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             group = self.args.train_batch_size * self.args.gradient_accumulation_steps
             return EpochSeededSampler([len(x["input_ids"]) for x in dataset],
-                                      group if self.args.group_by_length else None, self.args.seed)
+                                      group if getattr(self, "group_by_length", True) else None, self.args.seed)
 
         def _load_optimizer_and_scheduler(self, checkpoint):
             # Several CPU processes: the Trainer loads optimizer.pt onto args.device, an indexed "cpu:N" that
