@@ -243,3 +243,10 @@ def test_gate_runs_the_unanswerable_set_guards_and_resumes_both(settings, tmp_pa
                            condition="oracle", resume=result.run_dir)
     assert FAKES["base"].calls == FAKES["candidate"].calls == 0  # both runs were complete: nothing asked again
     assert again.unanswerable["run_dir"] == result.unanswerable["run_dir"] and again.failures == result.failures
+
+
+def test_restates_counts_answers_made_of_the_questions_own_words():
+    question = "Who was 38 in Super Bowl XXXIII?"
+    assert M.restates("who was 38 in Super Bowl XXXIII [1].", question)  # v7's echo, marker aside
+    assert not M.restates("John Elway was 38 in Super Bowl XXXIII [1].", question)  # 6 of 8 words: an answer
+    assert not M.restates("", question) and not M.restates("[1]", question)

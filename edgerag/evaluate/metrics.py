@@ -62,6 +62,15 @@ def contains_answer(text: str, golds: Sequence[str]) -> float:
     return float(any(n and f" {n} " in hay for n in (normalize_answer(g) for g in golds)))
 
 
+def restates(reply: str, question: str, share: float = 0.8) -> bool:
+    """At least `share` of the reply's words (citation markers aside) are words of the question: a model trained
+    on targets that repeat their cloze question answers real questions with their own words
+    (docs/results/xquad-finetune-v7: 42% of its answers, 3 of which held the answer)."""
+    said = words(strip_markers(reply))
+    asked = set(words(question))
+    return bool(said) and sum(w in asked for w in said) >= share * len(said)
+
+
 def answer_length(text: str) -> int:
     """Words in the answer (the package's tokenizer: "two-year" is two), citation markers not counted."""
     return len(words(strip_markers(text)))

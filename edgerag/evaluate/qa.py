@@ -50,7 +50,8 @@ CONDITIONS = ("open", "oracle", "unanswerable")
 ANSWER_METRICS = {"em": True, "f1": True, "contains": True, "refusal": False, "model_markers": True,
                   "model_citation_precision": True, "attribution_rate": None, "answer_supported": True,
                   "answer_contradicted": False, "citation_precision": True, "citation_recall": True,
-                  "citation_supported": True, "gold_shown": None, "answer_words": None, "tokens_per_s": True}
+                  "citation_supported": True, "gold_shown": None, "answer_words": None,
+                  "restates_question": None, "tokens_per_s": True}
 UNANSWERABLE_METRICS = {"refusal": True, "pipeline_refusal": True, "contains": None, "answer_words": None,
                         "tokens_per_s": True}
 IDENTITY = ("kind", "source", "dataset_sha", "condition", "systems", "limit", "seed", "mode", "top_k",
@@ -150,6 +151,7 @@ def answer_record(system: str, item: QAItem, answer, owners: dict[int, list[str]
         "citation_supported": (sum(c.supported for c in answer.citations) / len(cited)) if cited else None,
         "cited": cited, **M.check_metrics(answer), "sources": sources,
         "gold_shown": float(bool(relevant)), "answer_words": M.answer_length(prediction) if prediction else 0,
+        "restates_question": float(M.restates(prediction, item.question)) if prediction else None,
         "tokens_per_s": answer.timings.get("tokens_per_s") or None,
         "completion_tokens": answer.timings.get("completion_tokens"),
         "seconds": round(answer.timings.get("total_s", 0.0), 3),
@@ -246,6 +248,7 @@ LEGEND = {
     "citation_recall": "relevant sources shown that are cited",
     "citation_supported": "citations (the model's and the checker's) the checker finds supported",
     "gold_shown": "a relevant passage was among the sources shown", "answer_words": "words in the reply",
+    "restates_question": "answers whose words are at least 80% the question's (refusals aside)",
     "tokens_per_s": "generation speed",
 }
 UNANSWERABLE_LEGEND = {"refusal": "correct refusal: refused with the answer removed from the sources",

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInputError
+from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
 from . import GENERATOR_SECONDS, P_REFUSAL
 from ..generate.citations import check_answer
@@ -157,13 +158,6 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str:
 
 def _norm(text: str) -> str:
     return " ".join(word_tokens(text))
-
-
-def restates(reply: str, question: str, share: float = 0.8) -> bool:
-    """True when at least `share` of the reply's words (citation markers aside) are words of the question."""
-    words = word_tokens(re.sub(r"\[\d+\]", " ", reply))
-    asked = set(word_tokens(question))
-    return bool(words) and sum(w in asked for w in words) >= share * len(words)
 
 
 _NUMBER_CUES = ("how", "when", "year", "number", "percent", "score", "date", "amount", "price", "age", "many", "much")
