@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune import GENERATOR_SECONDS, P_REFUSAL
+from ..finetune import GENERATOR_SECONDS, MAX_EXAMPLES, P_REFUSAL
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -66,7 +66,8 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
 
 def _data_flags(p) -> None:
     """How synthetic examples are made: `finetune data`, and `train`/`run` with --collection."""
-    p.add_argument("--max-examples", type=int, default=600, help="synthetic examples to make (default 600)")
+    p.add_argument("--max-examples", type=int, default=MAX_EXAMPLES,
+                   help=f"synthetic examples to make (default {MAX_EXAMPLES})")
     p.add_argument("--p-refusal", type=float, default=P_REFUSAL,
                    help="share of synthetic examples whose sources do not answer (target: the not-found reply; "
                         f"default {P_REFUSAL})")

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
-from . import GENERATOR_SECONDS, P_REFUSAL
+from . import GENERATOR_SECONDS, MAX_EXAMPLES, P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from ..text import split_sentences
@@ -46,12 +46,12 @@ MIN_CHUNKS = 2  # an example needs its chunk and at least one distractor
 class DataConfig:
     collection: str
     out_dir: Path
-    max_examples: int = 600  # more than a CPU time budget trains on; the rest feed validation and the gate
+    max_examples: int = MAX_EXAMPLES  # validation (held-out documents) and the gate take theirs from these
     max_distractors: int = 4  # each prompt shows the oracle among 0..max_distractors others
     p_refusal: float = P_REFUSAL  # share of examples with distractors only (target: the not-found reply)
     spans_per_chunk: int = 6  # sentences used per chunk (one question each)
-    # Generator questions read like real ones but cost 1 s (idle 2-core CPU) to minutes (a loaded one) each and
-    # ~17% pass the filters: they get a fixed time box, cloze questions do the rest.
+    # Generator questions read like real ones but cost ~0.5 s (idle 2-core CPU) to minutes (a loaded one) each and
+    # ~23% pass the filters: they get a time box, cloze questions do the rest (finetune/__init__.py: measured).
     generator_seconds: float = GENERATOR_SECONDS
     # A longer source sentence is cut to a clause window around the answer. 12 words, because the reply is graded
     # against a short gold span: a model copying these targets perfectly scores F1 40.3 on the 1,145 XQuAD-en

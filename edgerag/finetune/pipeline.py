@@ -17,7 +17,7 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import GENERATOR_SECONDS, P_REFUSAL, run_folder
+from . import GENERATOR_SECONDS, MAX_EXAMPLES, P_REFUSAL, run_folder
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
@@ -34,7 +34,7 @@ class FinetuneOptions:
     run_dir: Path | None = None
     resume: bool = False
     # data
-    max_examples: int = 600
+    max_examples: int = MAX_EXAMPLES
     use_generator: bool = True
     p_refusal: float = P_REFUSAL
     generator_seconds: float = GENERATOR_SECONDS
