@@ -82,6 +82,40 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     assert all(heldout.contexts[i.gold[0]].text.count(i.answers[0]) for i in heldout.items)
 
 
+class _ScriptedGenerator:
+    """Answers the question-writing prompt like a small model might: a statement at temperature 0.2, a question
+    made from the fact when sampled hotter."""
+
+    def __init__(self):
+        self.temperatures = []
+
+    def chat(self, messages, max_tokens, temperature):
+        self.temperatures.append(temperature)
+        fact, answer = re.match(r"Fact: (.*)\nAnswer: (.*)", messages[-1]["content"], re.S).groups()
+        if temperature < 0.5:
+            return "This is a fact about the text."
+        return "What does the text say about " + fact.replace(answer, "it").rstrip(". ") + "?"
+
+
+@pytest.mark.parametrize("tries", [1, 2])
+def test_a_rejected_generator_question_is_retried_hotter_before_the_cloze_fallback(settings, tmp_path, tries):
+    build_collection(settings, "xq", n_articles=3)
+    collection, embedder = open_collection(settings, "xq")
+    generator = _ScriptedGenerator()
+    with collection:
+        retriever = Retriever.from_settings(collection, embedder, settings)
+        card = synthesize(collection, retriever, generator,
+                          DataConfig("xq", tmp_path / "data", max_examples=20, generator_tries=tries, val_fraction=0))
+    assert card.rejections["generator: not a question"] == card.candidates - card.rejections.get(
+        "no answer span in the sentence", 0)  # every first try
+    assert generator.temperatures.count(0.2) == card.rejections["generator: not a question"]
+    if tries == 1:
+        assert card.question_sources == {"cloze": 20} and 0.8 not in generator.temperatures
+    else:
+        assert card.question_sources.get("generator", 0) >= 5 and generator.temperatures.count(0.8) >= 5
+        assert card.generator_acceptance == round(card.question_sources["generator"] / len(generator.temperatures), 3)
+
+
 def test_demo_collection_splits_by_chunk_and_never_writes_an_empty_val(settings, tmp_path, capsys):
     from edgerag.cli import main
 

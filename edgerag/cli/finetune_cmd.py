@@ -76,6 +76,13 @@ def _data_flags(p) -> None:
     p.add_argument("--generator-seconds", type=float, default=GENERATOR_SECONDS,
                    help="time box for generator-written questions; cloze questions make the rest "
                         f"(default {GENERATOR_SECONDS:g})")
+    p.add_argument("--generator-tries", type=int, default=1,
+                   help="generator questions tried per sentence before a cloze question (default 1)")
+
+
+def _data_options(args) -> dict:
+    return dict(max_examples=args.max_examples, use_generator=not args.no_generator, p_refusal=args.p_refusal,
+                generator_seconds=args.generator_seconds, generator_tries=args.generator_tries)
 
 
 def _output_flags(p) -> None:
@@ -221,9 +228,8 @@ def data_cmd(args) -> int:
     settings = settings_from(args)
     printer = _Printer(args.events_jsonl == "-")
     route_library_logs(settings, "finetune")
-    card = synthesize_data(settings, args.collection or settings.default_collection, args.out, args.max_examples,
-                           not args.no_generator, args.seed, args.base, printer, args.p_refusal,
-                           args.generator_seconds)
+    card = synthesize_data(settings, args.collection or settings.default_collection, args.out, args.base, printer,
+                           seed=args.seed, **_data_options(args))
     printer.stop()
     if printer.jsonl:
         printer({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
@@ -262,9 +268,7 @@ def train_cmd(args) -> int:
     opts = FinetuneOptions(
         base=args.base, collection=args.collection, data=args.data, val=args.val, heldout=args.heldout,
         squad=args.squad, run_dir=Path(args.resume) if resume and args.resume != "latest" else args.run_dir,
-        resume=resume, max_examples=args.max_examples, use_generator=not args.no_generator,
-        p_refusal=args.p_refusal, generator_seconds=args.generator_seconds, bits=args.bits, rank=args.rank,
-        lora_layers=args.lora_layers,
+        resume=resume, **_data_options(args), bits=args.bits, rank=args.rank, lora_layers=args.lora_layers,
         steps=args.steps or 120, time_budget_min=None if args.steps else args.time_budget,
         learning_rate=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
         gradient_checkpointing=args.grad_checkpointing, save_steps=args.save_steps, seed=args.seed,

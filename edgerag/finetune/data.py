@@ -53,6 +53,7 @@ class DataConfig:
     # Generator questions read like real ones but cost ~0.5 s (idle 2-core CPU) to minutes (a loaded one) each and
     # ~23% pass the filters: they get a time box, cloze questions do the rest (finetune/__init__.py: measured).
     generator_seconds: float = GENERATOR_SECONDS
+    generator_tries: int = 1  # generator questions per candidate before the cloze fallback (the 2nd hotter)
     # A longer source sentence is cut to a clause window around the answer. 12 words, because the reply is graded
     # against a short gold span: a model copying these targets perfectly scores F1 40.3 on the 1,145 XQuAD-en
     # questions whose answer lies in one sentence, against 34.4 at 16 words and 26.1 at 25 (the previous default).
@@ -192,9 +193,9 @@ QG_SHOTS = [
 ]
 
 
-def generator_question(generator, sentence: str, span: str) -> str:
+def generator_question(generator, sentence: str, span: str, temperature: float = 0.2) -> str:
     messages = QG_SHOTS + [{"role": "user", "content": f"Fact: {sentence}\nAnswer: {span}"}]
-    text = generator.chat(messages, max_tokens=48, temperature=0.2)
+    text = generator.chat(messages, max_tokens=48, temperature=temperature)
     first = text.strip().split("\n")[0].strip().strip('"')
     return first[: first.index("?") + 1] if "?" in first else first
 
@@ -257,10 +258,13 @@ def synthesize(collection, retriever, generator, config: DataConfig,
             rejections["no answer span in the sentence"] += 1
             continue
         question = origin = None
-        if config.use_generator and generator is not None and generator_s < config.generator_seconds:
+        for attempt in range(config.generator_tries):
+            if not (config.use_generator and generator is not None and generator_s < config.generator_seconds):
+                break
             generator_tries += 1
             t0 = time.perf_counter()
-            asked = generator_question(generator, sentence, span)
+            # a retry samples hotter: at 0.2 the same prompt mostly gives the same rejected question back
+            asked = generator_question(generator, sentence, span, temperature=0.2 if attempt == 0 else 0.8)
             generator_s += time.perf_counter() - t0
             problem = question_problem(asked, span, sentence)
             if problem:
@@ -269,6 +273,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
                 rejections["generator: round-trip retrieval failed"] += 1
             else:
                 question, origin = asked, "generator"
+                break
         if question is None:
             asked = cloze_question(sentence, span)
             if _norm(span) in _norm(asked):  # the span occurs twice in the sentence

@@ -38,6 +38,7 @@ class FinetuneOptions:
     use_generator: bool = True
     p_refusal: float = P_REFUSAL
     generator_seconds: float = GENERATOR_SECONDS
+    generator_tries: int = 1
     # training
     bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
     rank: int = 16
@@ -88,9 +89,9 @@ def _start(settings: Settings, opts: FinetuneOptions) -> Path:
                                "finetuning run")
 
 
-def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max_examples: int,
-                    use_generator: bool, seed: int, generator_name: str | None, emit: Emit,
-                    p_refusal: float = P_REFUSAL, generator_seconds: float = GENERATOR_SECONDS):
+def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, generator_name: str | None, emit: Emit,
+                    **options):
+    """`finetune data` on a collection; `options` are DataConfig fields (max_examples, p_refusal, ...)."""
     from ..generate.llm import load_generator
     from ..retrieve import Retriever
     from ..runtime import open_collection
@@ -100,7 +101,7 @@ def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max
     try:
         retriever = Retriever.from_settings(collection, embedder, settings)
         generator = None
-        if use_generator:
+        if options.get("use_generator", True):
             # Questions come from the root of the base's lineage: a generator finetuned for cited answers replies in
             # that format instead of writing a question (a second round on top of v3 accepted 6% of its questions,
             # 203 rejected as "not a question", against 23% for the bundled model).
@@ -108,8 +109,7 @@ def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, max
             writer = store.lineage_root(generator_name or store.active("generator").name)
             emit({"event": "status", "message": f"questions written by {writer}"})
             generator = load_generator(settings, writer)
-        config = DataConfig(collection_name, out_dir, max_examples=max_examples, use_generator=use_generator,
-                            p_refusal=p_refusal, generator_seconds=generator_seconds, seed=seed)
+        config = DataConfig(collection_name, out_dir, **options)
         return synthesize(collection, retriever, generator, config, on_event=emit)
     finally:
         collection.close()
@@ -228,9 +228,10 @@ def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
         if not (data_dir / "data_card.json").is_file():
             emit({"event": "status", "message": f"synthesizing training data from {opts.collection!r}"})
             started = time.perf_counter()
-            card = synthesize_data(settings, opts.collection, data_dir, opts.max_examples, opts.use_generator,
-                                   opts.seed, opts.base, stoppable(emit, "data synthesis"), opts.p_refusal,
-                                   opts.generator_seconds)
+            card = synthesize_data(settings, opts.collection, data_dir, opts.base, stoppable(emit, "data synthesis"),
+                                   max_examples=opts.max_examples, use_generator=opts.use_generator,
+                                   p_refusal=opts.p_refusal, generator_seconds=opts.generator_seconds,
+                                   generator_tries=opts.generator_tries, seed=opts.seed)
             outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
             emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
                   "rejections": card.rejections, "split": card.split, "card": str(data_dir / "data_card.json")})

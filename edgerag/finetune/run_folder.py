@@ -44,7 +44,7 @@ def open_run(root: Path, run_dir: Path | None, record: dict, resume: bool, what:
             raise BadInputError(f"{run_dir}: not a {what} (no options.json)")
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved != record:
-            changed = sorted(k for k in saved if saved.get(k) != record.get(k))
+            changed = sorted(k for k in saved.keys() | record.keys() if saved.get(k) != record.get(k))
             raise BadInputError(f"{run_dir}: --resume needs the same options as the interrupted run "
                                 f"(different: {', '.join(changed)})")
         return run_dir
