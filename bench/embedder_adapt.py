@@ -11,6 +11,8 @@ Data and training options left out take `edgerag embedder`'s defaults. On an idl
 `--docs N` keeps a subset of the corpus: every relevant document of `--queries` sampled test queries, plus random
 others up to N. Results go to docs/results/embedder-adapt/<name>/ (summary.json, report.md, loss curves); the
 scratch runs to <data>/embedtune/bench-<name>/ (data and trained students are reused when the name is).
+`--as-files` trains on the corpus as a user's Markdown files (see `files_collection`); the evaluation always indexes
+the BEIR records, as `embedder run --beir` does.
 """
 
 from __future__ import annotations
@@ -47,6 +49,26 @@ def subset_dataset(dataset, docs: int | None, queries: int | None, seed: int):
                        {q: dataset.queries[q] for q in qids}, {q: qrels[q] for q in qids}, dataset.split)
 
 
+def files_collection(settings, dataset, folder: Path, embedder):
+    """The corpus written as Markdown files and ingested as `edgerag ingest` does (skipping unchanged files on a
+    rerun), into a collection of its own beside the evaluation's scratch collections."""
+    from edgerag.evaluate.corpus import eval_collections_dir
+    from edgerag.ingest.sync import sync
+    from edgerag.store.collection import Collection
+    from edgerag.runtime import embedder_id, hnsw_params
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, doc in dataset.corpus.items():
+        path = folder / f"{key}.md"
+        text = f"# {doc.title}\n\n{doc.text}\n" if doc.title else f"{doc.text}\n"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    collection = Collection.open(eval_collections_dir(settings), f"{dataset.name}-files",
+                                 embedder_id(settings, embedder), create=True, hnsw=hnsw_params(settings))
+    sync(collection, embedder, [folder], settings.chunk_tokens, settings.chunk_overlap)
+    return collection
+
+
 def squad_as_beir(path: Path, queries: int | None, seed: int):
     """A SQuAD-format file as a retrieval set: its paragraphs are the corpus, each question's paragraph is its one
     relevant document (XQuAD-en: 240 paragraphs, 1,190 questions)."""
@@ -79,6 +101,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default=None)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder for runs (default: <data>/embedtune)")
+    ap.add_argument("--as-files", action="store_true",
+                    help="train on the corpus as a user has it: one Markdown file per document (`# title`, then the "
+                         "text) ingested like `edgerag ingest`, where every chunk carries its heading (default: "
+                         "records, the title on the first chunk's first line, as the evaluation indexes them)")
     args = ap.parse_args()
     losses = args.loss or ["distill"]
 
@@ -111,7 +137,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     embedder = load_active_embedder(settings, base)
-    collection = scratch_collection(settings, dataset.name, dataset.corpus.values(), embedder)
+    collection = files_collection(settings, dataset, work / "files", embedder) if args.as_files else \
+        scratch_collection(settings, dataset.name, dataset.corpus.values(), embedder)
     timings["index base (s)"] = round(time.perf_counter() - t0, 1)
     data_dir = work / "data"
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
