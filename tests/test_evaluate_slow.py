@@ -30,7 +30,7 @@ def test_qa_open_and_oracle_with_smollm2(settings, mini_xquad, capsys):
         (label, system), = summary["systems"].items()
         assert label == "smollm2-135m-instruct-q4_1" and summary["questions"] == 3
         m = system["metrics"]
-        assert m["tokens_per_s"]["mean"] > 5
+        assert m["tokens_per_s"]["mean"] > 0  # measured, whatever the speed: tests never time the machine
         assert 0 <= m["f1"]["mean"] <= 1 and m["answer_words"]["mean"] > 0
     oracle = runs["oracle"]["systems"]["smollm2-135m-instruct-q4_1"]["metrics"]
     assert oracle["gold_shown"]["mean"] == 1.0
