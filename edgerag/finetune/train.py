@@ -133,8 +133,9 @@ class TrainResult:
     peak_rss_mb: float
 
 
-# Fields that transformers 5 dropped from TrainingArguments (measured with 5.17 on a GPU machine, docs/gpu.md): their
-# 4.x defaults are what 5.x does anyway (safetensors checkpoints), so they are passed only where they exist.
+# TrainingArguments fields that transformers 5 removed, passed only where they exist. save_safetensors: 5.x always
+# writes safetensors and raises TypeError on the keyword (axolotl#3315 hit it; our GPU check raised first on
+# group_by_length, which now lives on our Trainer, docs/gpu.md).
 _VERSION_DEPENDENT_ARGS = ("save_safetensors",)
 
 
