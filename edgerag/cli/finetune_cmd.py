@@ -248,7 +248,7 @@ def data_cmd(args) -> int:
     for origin, n in card.question_sources.items():
         table.add_row(f"questions from {origin}", str(n))
     table.add_row("generator acceptance", f"{card.generator_acceptance:.0%}")
-    table.add_row("answers restating their question", f"{card.targets_restating_question:.0%}")
+    table.add_row("targets restating their question", f"{card.targets_restating_question:.0%}")
     for reason, n in sorted(card.rejections.items(), key=lambda kv: -kv[1]):
         table.add_row(f"rejected: {reason}", str(n))
     console.print(table)
