@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune import GENERATOR_SECONDS, MAX_EXAMPLES, P_REFUSAL
+from ..finetune import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, P_REFUSAL
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -76,8 +76,8 @@ def _data_flags(p) -> None:
     p.add_argument("--generator-seconds", type=float, default=GENERATOR_SECONDS,
                    help="time box for generator-written questions; cloze questions make the rest "
                         f"(default {GENERATOR_SECONDS:g})")
-    p.add_argument("--generator-tries", type=int, default=1,
-                   help="generator questions tried per sentence before a cloze question (default 1)")
+    p.add_argument("--generator-tries", type=int, default=GENERATOR_TRIES,
+                   help=f"generator questions tried per sentence before a cloze question (default {GENERATOR_TRIES})")
 
 
 def _data_options(args) -> dict:

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
-from . import GENERATOR_SECONDS, MAX_EXAMPLES, P_REFUSAL
+from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from ..text import split_sentences
@@ -53,7 +53,7 @@ class DataConfig:
     # Generator questions read like real ones but cost ~0.5 s (idle 2-core CPU) to minutes (a loaded one) each and
     # ~23% pass the filters: they get a time box, cloze questions do the rest (finetune/__init__.py: measured).
     generator_seconds: float = GENERATOR_SECONDS
-    generator_tries: int = 1  # generator questions per candidate before the cloze fallback (the 2nd hotter)
+    generator_tries: int = GENERATOR_TRIES  # generator questions per candidate before the cloze fallback
     # A longer source sentence is cut to a clause window around the answer. 12 words, because the reply is graded
     # against a short gold span: a model copying these targets perfectly scores F1 40.3 on the 1,145 XQuAD-en
     # questions whose answer lies in one sentence, against 34.4 at 16 words and 26.1 at 25 (the previous default).
@@ -246,7 +246,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
                     chunks=len(hits), split=split)
     rejections, sources_used, positions = Counter(), Counter(), Counter()
     restating = 0
-    generator_tries, generator_s = 0, 0.0
+    tries_made, generator_s = 0, 0.0
     seen: set[str] = set()
     examples: dict[str, list] = {"train": [], "val": []}
     for _, hit, sentence in ranked:
@@ -261,7 +261,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
         for attempt in range(config.generator_tries):
             if not (config.use_generator and generator is not None and generator_s < config.generator_seconds):
                 break
-            generator_tries += 1
+            tries_made += 1
             t0 = time.perf_counter()
             # a retry samples hotter: at 0.2 the same prompt mostly gives the same rejected question back
             asked = generator_question(generator, sentence, span, temperature=0.2 if attempt == 0 else 0.8)
@@ -323,7 +323,7 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     card.examples = {k: len(v) for k, v in examples.items()}
     card.question_sources = dict(sources_used)
     card.oracle_positions = dict(sorted(positions.items()))
-    card.generator_acceptance = round(sources_used["generator"] / generator_tries, 3) if generator_tries else 0.0
+    card.generator_acceptance = round(sources_used["generator"] / tries_made, 3) if tries_made else 0.0
     card.targets_restating_question = round(restating / card.with_oracle, 3) if card.with_oracle else 0.0
     card.rejections = dict(rejections.most_common())
     card.sha256 = hashlib.sha256(b"".join((config.out_dir / f"{s}.jsonl").read_bytes() for s in ("train", "val")

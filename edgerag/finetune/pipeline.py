@@ -17,7 +17,7 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import GENERATOR_SECONDS, MAX_EXAMPLES, P_REFUSAL, run_folder
+from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, P_REFUSAL, run_folder
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
@@ -38,7 +38,7 @@ class FinetuneOptions:
     use_generator: bool = True
     p_refusal: float = P_REFUSAL
     generator_seconds: float = GENERATOR_SECONDS
-    generator_tries: int = 1
+    generator_tries: int = GENERATOR_TRIES
     # training
     bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
     rank: int = 16
