@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, P_REFUSAL
+from ..finetune import (GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES, ORACLE_POSITIONS,
+                        P_REFUSAL)
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -78,11 +79,15 @@ def _data_flags(p) -> None:
                         f"(default {GENERATOR_SECONDS:g})")
     p.add_argument("--generator-tries", type=int, default=GENERATOR_TRIES,
                    help=f"generator questions tried per sentence before a cloze question (default {GENERATOR_TRIES})")
+    p.add_argument("--oracle-positions", choices=ORACLE_POSITION_CHOICES, default=ORACLE_POSITIONS,
+                   help="where the answering source stands among a prompt's sources: where hybrid retrieval ranks it "
+                        f"for the question (the order the runtime shows), or uniform at random (default {ORACLE_POSITIONS})")
 
 
 def _data_options(args) -> dict:
     return dict(max_examples=args.max_examples, use_generator=not args.no_generator, p_refusal=args.p_refusal,
-                generator_seconds=args.generator_seconds, generator_tries=args.generator_tries)
+                generator_seconds=args.generator_seconds, generator_tries=args.generator_tries,
+                oracle_positions=args.oracle_positions)
 
 
 def _output_flags(p) -> None:

@@ -20,3 +20,6 @@ MAX_EXAMPLES = 400
 # Generator questions per candidate before the cloze fallback (a retry samples hotter). 2 gave 37% generator questions
 # instead of 25% on XQuAD-en (data only, docs/results/xquad-finetune-v8); not yet trained on, so 1 stays.
 GENERATOR_TRIES = 1
+# Where the answering source stands among a training prompt's sources (data.DataConfig.oracle_positions).
+ORACLE_POSITION_CHOICES = ("retrieval", "uniform")
+ORACLE_POSITIONS = "retrieval"

@@ -9,8 +9,10 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
 3. Target = what the runtime system prompt asks for: one short sentence copied from the source that contains the
    exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
    window of it when long). It is verified with the citation check against the source it cites.
-4. Sources: the oracle chunk at a random position among 1-4 distractors, hard ones from BM25 and the runtime's
-   hybrid retrieval, never one that also contains the span. A share `p_refusal` of examples shows distractors only
+4. Sources: the oracle chunk among 0-4 distractors, hard ones from BM25 and the runtime's hybrid retrieval, never
+   one that also contains the span. The oracle stands where the runtime's hybrid retrieval ranks it for the question
+   (`oracle_positions="retrieval"`), so the markers the model learns follow the ranks it meets when answering;
+   "uniform" places it at random (v8: the model then cited [2]-[4] in half its open-retrieval answers). A share `p_refusal` of examples shows distractors only
    and teaches the not-found reply.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
    round-trip retrieval; cloze round-trip retrieval; duplicate question; target not supported by its source.
@@ -33,7 +35,7 @@ from pathlib import Path
 from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
-from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, P_REFUSAL
+from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITIONS, P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from ..text import split_sentences
@@ -63,6 +65,10 @@ class DataConfig:
     # paragraphs are ~120 words, so the answering sentence and its neighbours stay.
     window_words: int = 80
     roundtrip_k: int = 5
+    # Where the answering source stands among the shown ones: "retrieval" = its hybrid rank for the question (the
+    # order the runtime shows), "uniform" = anywhere. v8 trained uniform and, in open retrieval, cited [2]-[4] in 50
+    # of 91 answers while retrieval put the answer first in 83 (model-citation precision 49.5%).
+    oracle_positions: str = ORACLE_POSITIONS
     val_fraction: float = 0.1
     use_generator: bool = True  # False: cloze questions only (fast, deterministic; used by tests)
     seed: int = 0
@@ -382,7 +388,9 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
         position, target = None, NOT_FOUND
     else:
         sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[: shown - 1]]
-        position = rng.randrange(len(sources) + 1)
+        rank = next((i for i, h in enumerate(hard[1]) if h.text_id == oracle.text_id), None)
+        position = (min(rank, len(sources)) if config.oracle_positions == "retrieval" and rank is not None
+                    else rng.randrange(len(sources) + 1))
         sources.insert(position, replace(oracle, text=_window(oracle.text, claim, config.window_words)))
         target = f"{claim} [{position + 1}]."
         checked = check_answer(target, [s.text for s in sources])

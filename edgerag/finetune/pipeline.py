@@ -17,7 +17,7 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, P_REFUSAL, run_folder
+from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITIONS, P_REFUSAL, run_folder
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
@@ -39,6 +39,7 @@ class FinetuneOptions:
     p_refusal: float = P_REFUSAL
     generator_seconds: float = GENERATOR_SECONDS
     generator_tries: int = GENERATOR_TRIES
+    oracle_positions: str = ORACLE_POSITIONS
     # training
     bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
     rank: int = 16
@@ -231,7 +232,8 @@ def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
             card = synthesize_data(settings, opts.collection, data_dir, opts.base, stoppable(emit, "data synthesis"),
                                    max_examples=opts.max_examples, use_generator=opts.use_generator,
                                    p_refusal=opts.p_refusal, generator_seconds=opts.generator_seconds,
-                                   generator_tries=opts.generator_tries, seed=opts.seed)
+                                   generator_tries=opts.generator_tries, oracle_positions=opts.oracle_positions,
+                                   seed=opts.seed)
             outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
             emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
                   "rejections": card.rejections, "split": card.split, "card": str(data_dir / "data_card.json")})
