@@ -88,7 +88,12 @@ def _hf_base(base_dir: Path, home: Path) -> str:
         raise SystemExit(f"joined GGUF has {gguf.stat().st_size} bytes, expected {info['bytes']}")
     hf = home / "hf-base"
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(base_dir))
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = loaded.config  # transformers 5 marks a GGUF-loaded model as quantized and will not save it: rebuild
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
     for config in (model.config, model.generation_config):
         config.eos_token_id, config.bos_token_id = tokenizer.eos_token_id, tokenizer.bos_token_id
         config.pad_token_id = tokenizer.pad_token_id
@@ -98,7 +103,8 @@ def _hf_base(base_dir: Path, home: Path) -> str:
     return info["name"]
 
 
-def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int, out: Path, cpu_check: bool) -> int:
+def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int, out: Path, cpu_check: bool,
+               bits: int = 16) -> int:
     home = Path(tempfile.mkdtemp(prefix="edgerag-gpu-home-"))
     os.environ["EDGERAG_HOME"] = str(home)
     import edgerag  # noqa: F401
@@ -120,7 +126,7 @@ def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int
         run = runs / f"gpu-{n}"
         config = TrainConfig(base=name, train_file=str(data_dir / "train.jsonl"),
                              val_file=str(data_dir / "val.jsonl") if (data_dir / "val.jsonl").is_file() else None,
-                             out_dir=str(run / "train"), bits=16 if gpu else 32, max_steps=n, batch_size=batch_size,
+                             out_dir=str(run / "train"), bits=bits if gpu else 32, max_steps=n, batch_size=batch_size,
                              learning_rate=3e-4, save_steps=10**6)
         if gpu:
             torch.cuda.reset_peak_memory_stats()
@@ -128,7 +134,9 @@ def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int
         record = {"run": run.name, "steps": result.steps, "batch_size": batch_size, "seconds": round(result.seconds, 1),
                   "tokens_per_s": round(result.tokens_per_s), "final_loss": round(result.final_loss, 4),
                   "eval_loss": result.eval_loss, "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None}
-        say(json.dumps(record))
+        history = json.loads((run / "train" / "loss_history.json").read_text())
+        say(json.dumps(record) + " first losses: " + json.dumps(history[:6] if isinstance(history, list) else
+                                                                str(history)[:400]))
         results.append(record)
         shutil.rmtree(run / "train" / "export", ignore_errors=True)
         for checkpoint in (run / "train").glob("checkpoint-*"):
@@ -165,6 +173,7 @@ def main(argv=None) -> int:
     parser.add_argument("--base", type=Path, default=REPO / ".gpu" / "base", help="the collected base folder")
     parser.add_argument("--steps", type=int, action="append", help="one training run per value")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--bits", type=int, default=16, choices=(16, 32), help="bf16 or fp32 LoRA (default 16)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu-finetune"))
     parser.add_argument("--cpu-check", action="store_true", help=argparse.SUPPRESS)  # a dry run here, fp32
     parser.add_argument("--unpack", type=Path, metavar="DIR", help="here: the parts that came back")
@@ -176,7 +185,7 @@ def main(argv=None) -> int:
     elif args.stage:
         stage(args.stage)
     elif args.train:
-        return train_runs(args.train, args.base, args.steps or [120], args.batch_size, args.out, args.cpu_check)
+        return train_runs(args.train, args.base, args.steps or [120], args.batch_size, args.out, args.cpu_check, args.bits)
     elif args.unpack and args.into:
         unpack(args.unpack, args.into)
     else:

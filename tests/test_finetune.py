@@ -215,6 +215,34 @@ def test_bad_training_input_is_a_clear_error(tiny_settings, tmp_path):
         TrainConfig(base="tiny", train_file=str(bad), out_dir=str(tmp_path / "r"), bits=8)
 
 
+def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing(tiny_home, tiny_settings, tmp_path, monkeypatch):
+    """bf16 LoRA on SmolLM2-135M went NaN at step 34 on an H200 and trained on to a garbage adapter (docs/gpu.md).
+    Here the model's logits turn NaN from the second step on; the run must stop there, say so, keep no adapter."""
+    from edgerag.finetune import base as base_module
+    from edgerag.finetune.train import TrainConfig, TrainingDiverged, train
+
+    real = base_module.load_for_training
+    calls = []
+
+    def poisoned(*args, **kwargs):
+        model, tokenizer = real(*args, **kwargs)
+
+        def hook(_module, _inputs, output):
+            calls.append(1)
+            return output * float("nan") if len(calls) > 4 else output  # 4 single-example passes = step 1
+
+        model.lm_head.register_forward_hook(hook)
+        return model, tokenizer
+
+    monkeypatch.setattr(base_module, "load_for_training", poisoned)
+    out = tmp_path / "run"
+    config = TrainConfig(base="tiny", train_file=str(tiny_home / "chats" / "train.jsonl"),
+                         out_dir=str(out), bits=32, max_steps=6, batch_size=4, save_steps=1, warmup_steps=0)
+    with pytest.raises(TrainingDiverged, match="not finite at step 2"):
+        train(config, tiny_settings)
+    assert not (out / "adapter").exists() and not (out / "checkpoint-2").exists()
+
+
 def _cli(home: Path, *args: str, kill_after_checkpoint: int | None = None) -> list[dict]:
     env = {**os.environ, "EDGERAG_HOME": str(home), "EDGERAG_THREADS": "2"}
     proc = subprocess.Popen([sys.executable, "-m", "edgerag.cli", "finetune", "train", *args],

@@ -4,7 +4,9 @@ Order of work (read top to bottom):
 1. TrainConfig is validated on creation and saved as `train_config.json` in the run folder and every checkpoint.
 2. The base model loads in fp32 (bits=32), bf16 (16) or NF4 4-bit (4, QLoRA, bitsandbytes); bits=0 picks the
    measured default: fp32 LoRA on a CPU (bench/finetune.py: fastest there; bf16 and NF4 are emulated on CPUs
-   without bf16 instructions, and a 135M model fits in memory anyway), NF4 QLoRA on a GPU. LoRA goes on the
+   without bf16 instructions, and a 135M model fits in memory anyway), NF4 QLoRA on a GPU (fp32 LoRA on one
+   without bitsandbytes: bf16 diverged there, see default_bits). A loss that is not finite stops the run with
+   TrainingDiverged and saves nothing. LoRA goes on the
    attention and MLP projections of all layers or only the top `lora_layers` (backward then stops there).
 3. Examples are tokenized with the model's chat template; the loss covers assistant tokens only; batches group
    examples of similar length (less padding).
@@ -110,8 +112,14 @@ def default_bits() -> int:
     torch = require("torch")
     if not torch.cuda.is_available():
         return 32
-    # a GPU without bitsandbytes installed (it is optional there): bf16 LoRA rather than an import error
-    return 4 if importlib.util.find_spec("bitsandbytes") else 16
+    # A GPU without bitsandbytes (optional there): fp32 LoRA, not bf16. On an H200, SmolLM2-135M on real data
+    # went NaN at step 34 in bf16 and trained fine in fp32, at 8,011 tokens/s against bf16's 4,042 (batch 4;
+    # docs/gpu.md, bench/gpu_finetune.py).
+    return 4 if importlib.util.find_spec("bitsandbytes") else 32
+
+
+class TrainingDiverged(EdgeragError):
+    """The loss became NaN or infinite: the weights are garbage from there on, so nothing is saved or exported."""
 
 
 class TrainingStopped(EdgeragError):
@@ -136,7 +144,7 @@ class TrainResult:
 # TrainingArguments fields that transformers 5 removed, passed only where they exist. save_safetensors: 5.x always
 # writes safetensors and raises TypeError on the keyword (axolotl#3315 hit it; our GPU check raised first on
 # group_by_length, which now lives on our Trainer, docs/gpu.md).
-_VERSION_DEPENDENT_ARGS = ("save_safetensors",)
+_VERSION_DEPENDENT_ARGS = ("save_safetensors", "logging_nan_inf_filter")
 
 
 def _training_arguments(transformers, **kwargs):
@@ -275,6 +283,7 @@ def train(config: TrainConfig, settings, resume: bool = False,
         use_cpu=not gpu, bf16=config.bits in (4, 16), dataloader_num_workers=0, remove_unused_columns=False,
         gradient_checkpointing=False,  # already enabled on the model (peft needs it set before wrapping)
         disable_tqdm=True, save_safetensors=True, include_num_input_tokens_seen=True,
+        logging_nan_inf_filter=False,  # a NaN loss must reach our callback, which stops the run, not be averaged away
         ddp_find_unused_parameters=False,  # (several processes) every LoRA weight gets a gradient each step
         prediction_loss_only=True)  # validation needs the loss, not every logit gathered
     deadline = budget_from + config.time_budget_min * 60 * 1.15 if config.time_budget_min else None
@@ -290,6 +299,11 @@ def train(config: TrainConfig, settings, resume: bool = False,
         if checkpoint:
             raise BadInputError(f"{out}: cannot resume from the last checkpoint ({exc}); delete it and rerun") from exc
         raise
+    if callback.diverged_at:
+        raise TrainingDiverged(
+            f"training diverged: the loss was not finite at step {callback.diverged_at} ({config.bits}-bit); no "
+            "adapter was saved. bf16 LoRA did this on SmolLM2-135M on an H200 (docs/gpu.md), fp32 did not: "
+            "train with --bits 32, or a lower learning rate")
     if _STOP.is_set() or callback.stopped:
         _STOP.clear()
         raise TrainingStopped(f"stopped at step {trainer.state.global_step} with a checkpoint in {out}; "
@@ -457,6 +471,7 @@ class _EventCallback:
         self.tokens, self.busy_s, self._tokens_before = 0, 0.0, 0
         self._t = None
         self.stopped = False  # stopped on request (on any rank: they all stop at the same step)
+        self.diverged_at: int | None = None  # the step whose loss was not finite
 
     def __getattr__(self, name):  # every other TrainerCallback hook is a no-op
         if name.startswith("on_"):
@@ -493,6 +508,11 @@ class _EventCallback:
         if not logs or "loss" not in logs:
             return
         step, loss = state.global_step, float(logs["loss"])
+        if not math.isfinite(loss):  # every later step is NaN too: stop now, keep no checkpoint of it
+            self.diverged_at = self.diverged_at or step
+            control.should_save = False
+            control.should_training_stop = True
+            return
         self.losses.append((step, loss))
         per_step = self.busy_s / max(1, len(self.losses))
         self.on_event({"event": "step", "step": step, "max_steps": state.max_steps, "loss": round(loss, 4),
