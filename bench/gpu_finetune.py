@@ -8,15 +8,15 @@ than the base GGUF (98 MB). So:
   (finetune/base.py; the GPU machine cannot run that check);
 - there, call 1 stages the first part (`--stage DIR`), call 2 brings the second with the data and runs `--train`:
   the GGUF is joined and dequantized by transformers (as base.py does), paired with the verified tokenizer,
-  registered as an HF base under the same store name, and trained once per `--steps` value (bf16 LoRA, the
-  pipeline's rank, learning rate and sequence length). Each run's adapter folder and records are packed into one
+  registered as an HF base under the same store name, and trained once per `--steps` value (fp32 LoRA by default,
+  the pipeline's rank, learning rate and sequence length; the base model's weights only are dequantized there). Each run's adapter folder and records are packed into one
   tar, cut into parts of at most 15 MiB (what a device call brings back per file);
 - here, `--unpack DIR --into RUN_ROOT` rebuilds each run folder; `edgerag finetune export RUN/train` then writes the
   GGUFs into the store, and `edgerag eval qa` compares them.
 
     .venv/bin/python -P bench/gpu_finetune.py --collect-base .gpu/base --name smollm2-135m-instruct-q4_1
     python3 -P bench/gpu_finetune.py --stage .gpu/part-0           # call 1, there (part-0 moved out of base/)
-    python3 -P bench/gpu_finetune.py --train DATA_DIR --steps 120 --steps 360 --out "$OUT"   # call 2, there
+    python3 -P bench/gpu_finetune.py --train DATA_DIR --steps 136 --steps 400 --batch-size 4 --out "$OUT"  # call 2
     .venv/bin/python -P bench/gpu_finetune.py --unpack DIR --into RUN_ROOT
 """
 
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE = Path(tempfile.gettempdir()) / "edgerag-gpu-stage"
+STAGE = Path(os.environ.get("EDGERAG_GPU_STAGE") or Path(tempfile.gettempdir()) / "edgerag-gpu-stage")
 PART_BYTES = 15 * 2**20
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
@@ -104,7 +104,7 @@ def _hf_base(base_dir: Path, home: Path) -> str:
 
 
 def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int, out: Path, cpu_check: bool,
-               bits: int = 16) -> int:
+               bits: int) -> int:
     home = Path(tempfile.mkdtemp(prefix="edgerag-gpu-home-"))
     os.environ["EDGERAG_HOME"] = str(home)
     import edgerag  # noqa: F401
@@ -173,7 +173,8 @@ def main(argv=None) -> int:
     parser.add_argument("--base", type=Path, default=REPO / ".gpu" / "base", help="the collected base folder")
     parser.add_argument("--steps", type=int, action="append", help="one training run per value")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--bits", type=int, default=16, choices=(16, 32), help="bf16 or fp32 LoRA (default 16)")
+    parser.add_argument("--bits", type=int, default=32, choices=(16, 32),
+                        help="fp32 or bf16 LoRA (default 32: bf16 went NaN at step 34 on SmolLM2-135M, docs/gpu.md)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu-finetune"))
     parser.add_argument("--cpu-check", action="store_true", help=argparse.SUPPRESS)  # a dry run here, fp32
     parser.add_argument("--unpack", type=Path, metavar="DIR", help="here: the parts that came back")

@@ -93,3 +93,46 @@ def test_synthetic_model_and_both_measurements_on_cpu(tmp_path, monkeypatch, ben
     assert trained["max_seq_len"] == 1536  # 0: sized for this machine (a CPU: the default)
     asked = bench.worker_ask(dict(kind="ask", model=ask_model, gpu_layers=0, questions=2))
     assert asked["prompt_tokens"] > 2 * 300 and asked["prompt_tokens_per_s"] > 0 and asked["gpu_layers"] == 0
+
+
+def test_gpu_finetune_plumbing_round_trips_on_a_cpu(tmp_path):
+    """bench/gpu_finetune.py as the GPU session uses it, on the tiny model: the base in two parts with its verified
+    tokenizer, the first part staged, training (here 1 fp32 step on the CPU), the runs packed into parts that come
+    back, unpacked here into a run folder that `edgerag finetune export` turns into a store model."""
+    from edgerag.models import ModelStore
+    from edgerag.models.importing import import_model
+    from tinyllama import chat_examples, make_tiny_gguf
+
+    script = REPO / "bench" / "gpu_finetune.py"
+    home, data = tmp_path / "home", tmp_path / "data"
+    data.mkdir()
+    import_model(ModelStore(home / "models"), make_tiny_gguf(tmp_path / "tiny.gguf"), name="tiny")
+    (data / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in chat_examples(4)))
+    env = {**os.environ, "EDGERAG_HOME": str(home), "EDGERAG_GPU_STAGE": str(tmp_path / "stage"),
+           "CUDA_VISIBLE_DEVICES": "", "OUT": ""}
+
+    def step(*args):
+        done = subprocess.run([sys.executable, "-P", str(script), *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return done.stdout
+
+    step("--collect-base", str(tmp_path / "base"), "--name", "tiny")
+    (tmp_path / "base" / "part-0").rename(tmp_path / "part-0")  # the first call carries this part alone
+    step("--stage", str(tmp_path / "part-0"))
+    assert "no CUDA GPU" in subprocess.run([sys.executable, "-P", str(script), "--train", str(data), "--base",
+                                            str(tmp_path / "base"), "--out", str(tmp_path / "none")],
+                                           capture_output=True, text=True, env=env, timeout=600).stdout
+    step("--train", str(data), "--base", str(tmp_path / "base"), "--steps", "1", "--batch-size", "2", "--cpu-check",
+         "--out", str(tmp_path / "out"))
+    runs = json.loads((tmp_path / "out" / "gpu-runs.json").read_text())["runs"]
+    assert [r["steps"] for r in runs] == [1] and all(p.stat().st_size <= 15 * 2**20
+                                                     for p in (tmp_path / "out").glob("runs.tar.*"))
+    step("--unpack", str(tmp_path / "out"), "--into", str(tmp_path / "back"))
+    train_dir = tmp_path / "back" / "runs" / "gpu-1" / "train"
+    assert json.loads((train_dir / "train_config.json").read_text())["base"] == "tiny"
+    exported = subprocess.run([sys.executable, "-m", "edgerag.cli", "finetune", "export", str(train_dir), "--name",
+                               "tiny-gpu", "--quant", "Q8_0"], capture_output=True, text=True, env=env, cwd=REPO,
+                              timeout=600)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert ModelStore(home / "models").exists("tiny-gpu-q8_0")
