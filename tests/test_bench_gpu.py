@@ -136,3 +136,6 @@ def test_gpu_finetune_plumbing_round_trips_on_a_cpu(tmp_path):
                               timeout=600)
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert ModelStore(home / "models").exists("tiny-gpu-q8_0")
+    # llama.cpp's quantizer logs every tensor: to the log file, not the terminal
+    assert "llama_model" not in exported.stdout + exported.stderr
+    assert "llama_model_quantize" in (home / "data" / "logs" / "finetune.log").read_text()

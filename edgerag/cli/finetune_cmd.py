@@ -307,6 +307,7 @@ def export_cmd(args) -> int:
     from ..finetune.export import export_run
 
     settings = settings_from(args)
+    route_library_logs(settings, "finetune")  # llama.cpp's quantizer prints every tensor otherwise
     run_dir = args.run_dir / "train" if (args.run_dir / "train" / "train_config.json").is_file() else args.run_dir
     printer = _Printer(False)
     result = export_run(run_dir, settings, quants=tuple(args.quant or ("Q8_0", "Q4_K_M")), name=args.name,
