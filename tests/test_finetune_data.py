@@ -34,7 +34,7 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     with collection:
         retriever = Retriever.from_settings(collection, embedder, settings)
         config = DataConfig("xq", tmp_path / "data", max_examples=60, use_generator=False, val_fraction=0.34,
-                            p_refusal=0.2, oracle_positions="uniform")
+                            p_refusal=0.2)  # the default placement: uniform
         card = synthesize(collection, retriever, None, config)
         doc_of = {h.text_id: h.doc_id for h in collection.all_hits()}
 
@@ -82,15 +82,16 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     assert all(heldout.contexts[i.gold[0]].text.count(i.answers[0]) for i in heldout.items)
 
 
-def test_by_default_the_answering_source_stands_where_hybrid_retrieval_ranks_it(settings, tmp_path):
-    """The runtime shows sources in hybrid rank order, mostly with the answer first: training prompts do the same, so
-    the marker the model learns to write is the one it will need (v8, trained on uniform positions, cited [2]-[4] in
-    half of its open-retrieval answers)."""
+def test_retrieval_placement_puts_the_answering_source_where_hybrid_retrieval_ranks_it(settings, tmp_path):
+    """The runtime shows sources in hybrid rank order, mostly with the answer first: with `oracle_positions=
+    "retrieval"` training prompts do the same (v8, trained on uniform positions, cited [2]-[4] in half of its
+    open-retrieval answers)."""
     build_collection(settings, "xq", n_articles=4)
     collection, embedder = open_collection(settings, "xq")
     with collection:
         retriever = Retriever.from_settings(collection, embedder, settings)
-        config = DataConfig("xq", tmp_path / "data", max_examples=40, use_generator=False, p_refusal=0.0)
+        config = DataConfig("xq", tmp_path / "data", max_examples=40, use_generator=False, p_refusal=0.0,
+                            oracle_positions="retrieval")
         synthesize(collection, retriever, None, config)
         examples = read_jsonl(tmp_path / "data" / "train.jsonl") + read_jsonl(tmp_path / "data" / "val.jsonl")
         positions = Counter()

@@ -10,9 +10,9 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
    window of it when long). It is verified with the citation check against the source it cites.
 4. Sources: the oracle chunk among 0-4 distractors, hard ones from BM25 and the runtime's hybrid retrieval, never
-   one that also contains the span. The oracle stands where the runtime's hybrid retrieval ranks it for the question
-   (`oracle_positions="retrieval"`), so the markers the model learns follow the ranks it meets when answering;
-   "uniform" places it at random (v8: the model then cited [2]-[4] in half its open-retrieval answers). A share `p_refusal` of examples shows distractors only
+   one that also contains the span. The oracle stands at a random position ("uniform", the default), or where the
+   runtime's hybrid retrieval ranks it for the question ("retrieval": mostly first, as users' answers are). v8
+   (uniform) cited [2]-[4] in half its open-retrieval answers; v9 (retrieval) refused far more (see __init__). A share `p_refusal` of examples shows distractors only
    and teaches the not-found reply.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
    round-trip retrieval; cloze round-trip retrieval; duplicate question; target not supported by its source.
@@ -65,9 +65,9 @@ class DataConfig:
     # paragraphs are ~120 words, so the answering sentence and its neighbours stay.
     window_words: int = 80
     roundtrip_k: int = 5
-    # Where the answering source stands among the shown ones: "retrieval" = its hybrid rank for the question (the
-    # order the runtime shows), "uniform" = anywhere. v8 trained uniform and, in open retrieval, cited [2]-[4] in 50
-    # of 91 answers while retrieval put the answer first in 83 (model-citation precision 49.5%).
+    # Where the answering source stands among the shown ones: "uniform" = anywhere, "retrieval" = its hybrid rank
+    # for the question (the order the runtime shows). v8 trained uniform and, in open retrieval, cited [2]-[4] in
+    # 50 of 91 answers while retrieval put the answer first in 83 (model-citation precision 49.5%).
     oracle_positions: str = ORACLE_POSITIONS
     val_fraction: float = 0.1
     use_generator: bool = True  # False: cloze questions only (fast, deterministic; used by tests)
