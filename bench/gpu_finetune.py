@@ -6,10 +6,10 @@ than the base GGUF (98 MB). So:
 - here, `--collect-base DIR` writes the store's base GGUF in two parts (each fits one call beside the working tree)
   and the base's tokenizer files from the HF cache `finetune` made here, where llama.cpp verified them
   (finetune/base.py; the GPU machine cannot run that check);
-- there, call 1 stages the first part (`--stage DIR`), call 2 brings the second with the data and runs `--train`:
+- there, call 1 stages the first part (`--stage PART`), call 2 brings the second with the data and runs `--train`:
   the GGUF is joined and dequantized by transformers (as base.py does), paired with the verified tokenizer,
   registered as an HF base under the same store name, and trained once per `--steps` value (fp32 LoRA by default,
-  the pipeline's rank, learning rate and sequence length; the base model's weights only are dequantized there). Each run's adapter folder and records are packed into one
+  the pipeline's rank, learning rate and sequence length). Each run's adapter folder and records are packed into one
   tar, cut into parts of at most 15 MiB (what a device call brings back per file);
 - here, `--unpack DIR --into RUN_ROOT` rebuilds each run folder; `edgerag finetune export RUN/train` then writes the
   GGUFs into the store, and `edgerag eval qa` compares them.
@@ -133,7 +133,8 @@ def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int
         result = train(config, load_settings())
         record = {"run": run.name, "steps": result.steps, "batch_size": batch_size, "seconds": round(result.seconds, 1),
                   "tokens_per_s": round(result.tokens_per_s), "final_loss": round(result.final_loss, 4),
-                  "eval_loss": result.eval_loss, "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None}
+                  "eval_loss": result.eval_loss,
+                  "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None}
         history = json.loads((run / "train" / "loss_history.json").read_text())
         say(json.dumps(record) + " first losses: " + json.dumps(history[:6] if isinstance(history, list) else
                                                                 str(history)[:400]))
@@ -186,7 +187,8 @@ def main(argv=None) -> int:
     elif args.stage:
         stage(args.stage)
     elif args.train:
-        return train_runs(args.train, args.base, args.steps or [120], args.batch_size, args.out, args.cpu_check, args.bits)
+        return train_runs(args.train, args.base, args.steps or [120], args.batch_size, args.out, args.cpu_check,
+                          args.bits)
     elif args.unpack and args.into:
         unpack(args.unpack, args.into)
     else:

@@ -80,8 +80,9 @@ def _data_flags(p) -> None:
     p.add_argument("--generator-tries", type=int, default=GENERATOR_TRIES,
                    help=f"generator questions tried per sentence before a cloze question (default {GENERATOR_TRIES})")
     p.add_argument("--oracle-positions", choices=ORACLE_POSITION_CHOICES, default=ORACLE_POSITIONS,
-                   help="where the answering source stands among a prompt's sources: where hybrid retrieval ranks it "
-                        f"for the question (the order the runtime shows), or uniform at random (default {ORACLE_POSITIONS})")
+                   help="where the answering source stands among a prompt's sources: uniform at random, or where "
+                        "hybrid retrieval ranks it for the question (the order the runtime shows; refused more in "
+                        f"docs/results/xquad-finetune-v9) (default {ORACLE_POSITIONS})")
 
 
 def _data_options(args) -> dict:

@@ -12,8 +12,8 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
 4. Sources: the oracle chunk among 0-4 distractors, hard ones from BM25 and the runtime's hybrid retrieval, never
    one that also contains the span. The oracle stands at a random position ("uniform", the default), or where the
    runtime's hybrid retrieval ranks it for the question ("retrieval": mostly first, as users' answers are). v8
-   (uniform) cited [2]-[4] in half its open-retrieval answers; v9 (retrieval) refused far more (see __init__). A share `p_refusal` of examples shows distractors only
-   and teaches the not-found reply.
+   (uniform) cited [2]-[4] in half its open-retrieval answers; v9 (retrieval) refused far more (see __init__).
+   A share `p_refusal` of examples shows distractors only and teaches the not-found reply.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
    round-trip retrieval; cloze round-trip retrieval; duplicate question; target not supported by its source.
 6. Split: by document when the collection has enough documents (validation questions from documents training never

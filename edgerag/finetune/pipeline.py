@@ -41,7 +41,7 @@ class FinetuneOptions:
     generator_tries: int = GENERATOR_TRIES
     oracle_positions: str = ORACLE_POSITIONS
     # training
-    bits: int = 0  # 0: the measured default for this machine (fp32 LoRA on CPU, NF4 QLoRA on GPU)
+    bits: int = 0  # 0: the measured default for this machine (train.default_bits)
     rank: int = 16
     lora_layers: int = 0  # 0 = all layers
     steps: int = 120
