@@ -18,10 +18,12 @@ P_REFUSAL = 0.1
 GENERATOR_SECONDS = 420.0
 MAX_EXAMPLES = 400
 # Generator questions per candidate before the cloze fallback (a retry samples hotter). 2 gave 37% generator questions
-# instead of 25% on XQuAD-en (data only, docs/results/xquad-finetune-v8); not yet trained on, so 1 stays.
+# instead of 25% on XQuAD-en; trained on (v10, 117 steps) it refused 18.7% of answerable oracle questions against
+# v8's 5.3 (80 steps), not yet separated from the steps (docs/results/xquad-finetune-v9), so 1 stays.
 GENERATOR_TRIES = 1
 # Where the answering source stands among a training prompt's sources (data.DataConfig.oracle_positions).
-# "retrieval" (v9, with 2 generator tries and 136 steps) was first in 94% of prompts and refused 24.7% of answerable
-# oracle questions against v8's 5.3 (docs/results/xquad-finetune-v9): uniform stays until the two are separated.
+# "retrieval" puts it first in 94% of prompts: its markers follow retrieval (open model-citation precision 49.5 ->
+# 72.4), but v9 (with 2 generator tries) refused 24.7% of answerable oracle questions, v10 (the same, uniform) 18.7
+# (docs/results/xquad-finetune-v9): uniform stays.
 ORACLE_POSITION_CHOICES = ("retrieval", "uniform")
 ORACLE_POSITIONS = "uniform"
