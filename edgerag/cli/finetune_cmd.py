@@ -30,7 +30,8 @@ RUN_EVAL_LIMIT = 30
 def _training_flags(p, budget_default: float | None, eval_limit_default: int | None) -> None:
     p.add_argument("--base", default=None, help="base generator in the models store (default: the active one)")
     p.add_argument("--bits", type=int, choices=(0, 4, 16, 32), default=0,
-                   help="0 = measured default (fp32 LoRA on CPU, NF4 QLoRA on GPU), 4 = QLoRA NF4, 16 = bf16, 32 = fp32")
+                   help="0 = measured default (fp32 LoRA on CPU; NF4 QLoRA on GPU, fp32 there without bitsandbytes), "
+                        "4 = QLoRA NF4, 16 = bf16, 32 = fp32")
     p.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
     p.add_argument("--lora-layers", type=int, default=0, help="adapt only the top N layers (0 = all)")
     budget = p.add_mutually_exclusive_group()

@@ -36,7 +36,8 @@ class FinetuneForm(Vertical):
                     compact=True, validators=[Function(_jsonl, "not an existing .jsonl file")])
         with Horizontal(classes="form-row"):
             yield Label("bits", classes="field-label")
-            # auto: fp32 LoRA on a CPU (bf16, which NF4 computes in, is far slower there), NF4 QLoRA on a GPU.
+            # auto: fp32 LoRA on a CPU (bf16, which NF4 computes in, is far slower there), NF4 QLoRA on a GPU
+            # (fp32 LoRA there without bitsandbytes: bf16 went NaN, docs/gpu.md).
             yield Select([("auto", 0), ("4 (QLoRA)", 4), ("16 (LoRA)", 16)], value=0, allow_blank=False, id="ft-bits",
                          compact=True)
             for field_id, default in (("ft-rank", "8"), ("ft-steps", "60"), ("ft-lr", "2e-4")):
