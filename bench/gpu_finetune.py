@@ -94,9 +94,9 @@ def _hf_base(base_dir: Path, home: Path) -> str:
         delattr(config, "quantization_config")
     model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
-    for config in (model.config, model.generation_config):
-        config.eos_token_id, config.bos_token_id = tokenizer.eos_token_id, tokenizer.bos_token_id
-        config.pad_token_id = tokenizer.pad_token_id
+    for target in (model.config, model.generation_config):  # as base.py's dequantization sets them
+        target.eos_token_id, target.bos_token_id = tokenizer.eos_token_id, tokenizer.bos_token_id
+        target.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(hf))
     tokenizer.save_pretrained(str(hf))
     import_model(ModelStore(home / "models"), hf, name=info["name"])
@@ -111,6 +111,7 @@ def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int
     import torch
 
     from edgerag.config import load_settings
+    from edgerag.finetune.pipeline import FinetuneOptions
     from edgerag.finetune.train import TrainConfig, train
 
     gpu = torch.cuda.is_available()
@@ -127,7 +128,7 @@ def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int
         config = TrainConfig(base=name, train_file=str(data_dir / "train.jsonl"),
                              val_file=str(data_dir / "val.jsonl") if (data_dir / "val.jsonl").is_file() else None,
                              out_dir=str(run / "train"), bits=bits if gpu else 32, max_steps=n, batch_size=batch_size,
-                             learning_rate=3e-4, save_steps=10**6)
+                             learning_rate=FinetuneOptions.learning_rate, save_steps=10**6)  # the pipeline's
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         result = train(config, load_settings())
@@ -135,9 +136,7 @@ def train_runs(data_dir: Path, base_dir: Path, steps: list[int], batch_size: int
                   "tokens_per_s": round(result.tokens_per_s), "final_loss": round(result.final_loss, 4),
                   "eval_loss": result.eval_loss,
                   "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None}
-        history = json.loads((run / "train" / "loss_history.json").read_text())
-        say(json.dumps(record) + " first losses: " + json.dumps(history[:6] if isinstance(history, list) else
-                                                                str(history)[:400]))
+        say(f"{json.dumps(record)} first losses: {result.losses[:6]}")
         results.append(record)
         shutil.rmtree(run / "train" / "export", ignore_errors=True)
         for checkpoint in (run / "train").glob("checkpoint-*"):

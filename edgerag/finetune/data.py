@@ -35,7 +35,7 @@ from pathlib import Path
 from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
-from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITIONS, P_REFUSAL
+from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from ..text import split_sentences
@@ -72,6 +72,11 @@ class DataConfig:
     val_fraction: float = 0.1
     use_generator: bool = True  # False: cloze questions only (fast, deterministic; used by tests)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.oracle_positions not in ORACLE_POSITION_CHOICES:
+            raise BadInputError(f"oracle_positions must be one of {', '.join(ORACLE_POSITION_CHOICES)}, "
+                                f"not {self.oracle_positions!r}")
 
 
 @dataclass
