@@ -243,9 +243,9 @@ def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing(tiny_home, t
     assert not (out / "adapter").exists() and not (out / "checkpoint-2").exists()
 
 
-def _cli(home: Path, *args: str, kill_after_checkpoint: int | None = None) -> list[dict]:
+def _cli(home: Path, *args: str, kill_after_checkpoint: int | None = None, command: str = "train") -> list[dict]:
     env = {**os.environ, "EDGERAG_HOME": str(home), "EDGERAG_THREADS": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgerag.cli", "finetune", "train", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "edgerag.cli", "finetune", command, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO, text=True)
     events = []
     for line in proc.stdout:
@@ -276,6 +276,17 @@ def test_killed_training_resumes_to_the_same_loss(tiny_home):
     assert final(resumed) == pytest.approx(final(straight), rel=1e-3)
     history = lambda d: json.loads((tiny_home / d / "train" / "loss_history.json").read_text())["losses"]  # noqa
     assert np.allclose([x[1] for x in history("killed")], [x[1] for x in history("straight")], rtol=1e-3)
+
+
+def test_finetune_run_trains_on_the_users_data_without_a_collection(tiny_home):
+    """`run` falls back to the default collection only when no --data is given (it once refused --data: "give
+    either --collection or --data")."""
+    chats = tiny_home / "chats" / "train.jsonl"
+    events = _cli(tiny_home, "--base", "tiny", "--data", str(chats), "--bits", "32", "--rank", "4", "--steps", "2",
+                  "--batch-size", "2", "--no-export", "--no-eval", "--events-jsonl", "-",
+                  "--run-dir", str(tiny_home / "run-on-data"), command="run")
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
+    assert (tiny_home / "run-on-data" / "train" / "adapter").is_dir()
 
 
 @pytest.fixture(scope="module")

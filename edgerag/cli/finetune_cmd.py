@@ -269,7 +269,8 @@ def train_cmd(args) -> int:
 
     _check_output(args)
     settings = settings_from(args)
-    if args.finetune_command == "run" and not (args.collection or args.resume):
+    # `run` defaults to the default collection, unless the user brought data or resumes a run.
+    if args.finetune_command == "run" and not (args.collection or args.data or args.resume):
         args.collection = settings.default_collection
     resume = args.resume is not None
     opts = FinetuneOptions(
