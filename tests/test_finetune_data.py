@@ -74,7 +74,13 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     assert card.candidates == 60 + sum(card.rejections.values())
     assert "span not quoted from chunk" not in card.rejections
     card_file = json.loads((tmp_path / "data" / "data_card.json").read_text())
-    assert card_file["sha256"] == card.sha256 and card_file["question_sources"] == {"cloze": 60}
+    assert card_file["sha256"] == card.sha256 and card_file["question_sources"] == card.question_sources
+    # no generator: questions are fronted by rule where a sentence allows it, cloze elsewhere
+    assert set(card.question_sources) == {"fronted", "cloze"} and sum(card.question_sources.values()) == 60
+    origins = Counter(e["meta"]["origin"] for e in train + val)
+    assert origins == Counter(card.question_sources)
+    assert all(e["meta"]["question"].split()[0] in ("Who", "What", "When", "Where")
+               for e in train + val if e["meta"]["origin"] == "fronted")
 
     heldout = load_squad(tmp_path / "data" / "heldout.json")
     assert len(heldout.items) == len(val)
@@ -127,7 +133,8 @@ def test_a_rejected_generator_question_is_retried_hotter_before_the_cloze_fallba
     with collection:
         retriever = Retriever.from_settings(collection, embedder, settings)
         card = synthesize(collection, retriever, generator,
-                          DataConfig("xq", tmp_path / "data", max_examples=20, generator_tries=tries, val_fraction=0))
+                          DataConfig("xq", tmp_path / "data", max_examples=20, generator_tries=tries, val_fraction=0,
+                                     fronted_questions=False))  # every candidate goes to the generator
     assert card.rejections["generator: not a question"] == card.candidates - card.rejections.get(
         "no answer span in the sentence", 0)  # every first try
     assert generator.temperatures.count(0.2) == card.rejections["generator: not a question"]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from ..fileio import write_text_atomic
-from ..finetune.data import cloze_question, generator_question, pick_span, question_problem, sentences_of
+from ..finetune.questions import cloze_question, generator_question, pick_span, question_problem, sentences_of
 from ..store.collection import indexed_text
 from ..text import STOPWORDS, words
 from . import MAX_QUERIES, NEGATIVES, QUERY_TYPES

@@ -2,10 +2,12 @@
 
 Recipe (RAFT, Zhang et al. 2024; ALoFTRAG; robustness to irrelevant context), v2 after measuring v1 (bare "span [n]"
 targets and 20% refusals taught a 135M model to answer in 2 words and refuse half of answerable questions):
-1. Walk every chunk (round-robin across documents, seeded order) and several sentences per chunk; in each sentence
-   pick an answer span extractively (a number/date, a capitalised name, else the sentence's last words).
-2. Question: the generator writes one for the span (answer-aware question generation, few-shot) within a budget of
-   tries; where it fails the filters, or the budget is spent, a cloze question made from the sentence (span → wh-word).
+1. Walk every chunk (round-robin across documents, seeded order) and several sentences per chunk, those that allow
+   a fronted question first (questions.py); in each sentence pick an answer span extractively (a number/date, a
+   capitalised name, else the sentence's last words).
+2. Question (questions.py): a fronted who/when/where question made by rule where the sentence allows one; else the
+   generator writes one for the span (answer-aware question generation, few-shot) within a budget of tries; where it
+   fails the filters, or the budget is spent, a cloze question made from the sentence (span → wh-word).
 3. Target = what the runtime system prompt asks for: one short sentence copied from the source that contains the
    exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
    window of it when long). It is verified with the citation check against the source it cites.
@@ -15,7 +17,7 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    (uniform) cited [2]-[4] in half its open-retrieval answers; v9 (retrieval) refused far more (see __init__).
    A share `p_refusal` of examples shows distractors only and teaches the not-found reply.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
-   round-trip retrieval; cloze round-trip retrieval; duplicate question; target not supported by its source.
+   round-trip retrieval; fronted and cloze round-trip retrieval; duplicate question; target not supported by its source.
 6. Split: by document when the collection has enough documents (validation questions from documents training never
    saw); otherwise by chunk; with fewer than 2 usable chunks there is no validation file. The card says which.
 """
@@ -38,8 +40,8 @@ from ..fileio import write_text_atomic
 from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
-from ..text import split_sentences
-from ..text import words as word_tokens
+from .questions import (cloze_question, fronted_questions, generator_question, normalized, pick_span,
+                        question_problem, sentences_of)
 
 MIN_CHUNKS = 2  # an example needs its chunk and at least one distractor
 
@@ -70,7 +72,8 @@ class DataConfig:
     # 50 of 91 answers while retrieval put the answer first in 83 (model-citation precision 49.5%).
     oracle_positions: str = ORACLE_POSITIONS
     val_fraction: float = 0.1
-    use_generator: bool = True  # False: cloze questions only (fast, deterministic; used by tests)
+    use_generator: bool = True  # False: fronted and cloze questions only (fast, deterministic; used by tests)
+    fronted_questions: bool = True  # who/when/where questions made by rule first, where a sentence allows one
     seed: int = 0
 
     def __post_init__(self):
@@ -98,45 +101,11 @@ class DataCard:
     filters: list[str] = field(default_factory=lambda: [
         "generator question: ends with '?', 4-40 words, does not contain the answer, asks for a number when the "
         "answer is one, shares 2+ content words with the sentence",
-        "round-trip: the question retrieves its own chunk in the top-k (generator and cloze questions)",
+        "round-trip: the question retrieves its own chunk in the top-k (every question)",
         "no duplicate questions (normalised)",
         "the target sentence is supported by the source it cites (citation check)",
     ])
     sha256: str = ""
-
-
-_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
-_DATE = re.compile(rf"\b(?:{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{4}})\b")
-_NUMBERISH = re.compile(r"\b(?:\d[\d,.]*(?:\s?(?:%|percent|metres|meters|km|miles|years?|days?|hours?|minutes?|"
-                        r"grams?|kg|euros?|dollars?|million|billion|nautical miles))?)\b")
-_NAME = re.compile(r"\b(?:[A-Z][a-z]+(?:\s+(?:of|the|de|von)?\s*[A-Z][a-z]+)+)\b")
-
-
-def sentences_of(chunk: str) -> list[str]:
-    return [s.strip() for s in split_sentences(chunk) if 6 <= len(s.split()) <= 60]
-
-
-def pick_span(sentence: str, rng: random.Random) -> str | None:
-    """A short answer span in the sentence, preferring numbers and names (what real questions ask for)."""
-    for pattern in (_DATE, _NUMBERISH, _NAME):
-        found = [m.group(0).strip(" ,.") for m in pattern.finditer(sentence)
-                 # a number inside a name ("Super Bowl 50") or a date ("February 7, 2016") is not an answer alone
-                 if not (pattern is _NUMBERISH and re.search(r"(?:[A-Z]\w*|\d,?)\s+$", sentence[: m.start()]))]
-        found = [f for f in found if len(f) >= 2 and not sentence.startswith(f)]
-        if found:
-            return rng.choice(found)
-    words = sentence.rstrip(".!?").split()
-    return " ".join(words[-3:]) if len(words) >= 8 else None
-
-
-def cloze_question(sentence: str, span: str) -> str:
-    asked = ("when" if re.fullmatch(r"1\d{3}|20\d{2}", span) or _DATE.fullmatch(span)
-             else "how many" if span[:1].isdigit() else "what")
-    body = sentence.rstrip(" .!?")
-    if asked == "when":  # "played in when" → "played when"
-        body = re.sub(rf"\b(?:in|on|at|during|by|since)\s+(?={re.escape(span)})", "", body, count=1)
-    body = body.replace(span, asked, 1)
-    return body[:1].upper() + body[1:] + "?"
 
 
 def answer_sentence(sentence: str, span: str, max_words: int) -> str:
@@ -166,49 +135,6 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str:
         out = text[clauses[lo][0]: clauses[hi][1]]
     # verbatim, lower-case start included: a capitalised "Deal" would be a name the source does not hold
     return out.strip().lstrip("(").rstrip(",;:–—- ")
-
-
-def _norm(text: str) -> str:
-    return " ".join(word_tokens(text))
-
-
-_NUMBER_CUES = ("how", "when", "year", "number", "percent", "score", "date", "amount", "price", "age", "many", "much")
-
-
-def question_problem(question: str, span: str, sentence: str) -> str | None:
-    from ..text import content_words
-
-    words = question.split()
-    if not question.endswith("?"):
-        return "not a question"
-    if not 4 <= len(words) <= 40:
-        return "question length"
-    if _norm(span) and _norm(span) in _norm(question):
-        return "question contains the answer"
-    # The question must ask for the kind of thing the span is (a 135M model often asks about something else).
-    if span[:1].isdigit() and not any(cue in _norm(question).split() for cue in _NUMBER_CUES):
-        return "question does not ask for a number or date"
-    if len(set(content_words(question)) & set(content_words(sentence))) < 2:
-        return "question not grounded in the sentence"
-    return None
-
-
-# Two worked examples: measured on SmolLM2-135M, the zero-shot instruction produced almost no usable questions
-# ("What is the answer to this question?"), the few-shot chat produces real ones.
-QG_SHOTS = [
-    {"role": "system", "content": "You turn a fact into a question."},
-    {"role": "user", "content": "Fact: The Eiffel Tower was completed in 1889.\nAnswer: 1889"},
-    {"role": "assistant", "content": "When was the Eiffel Tower completed?"},
-    {"role": "user", "content": "Fact: Marie Curie discovered polonium with her husband Pierre.\nAnswer: Marie Curie"},
-    {"role": "assistant", "content": "Who discovered polonium with her husband Pierre?"},
-]
-
-
-def generator_question(generator, sentence: str, span: str, temperature: float = 0.2) -> str:
-    messages = QG_SHOTS + [{"role": "user", "content": f"Fact: {sentence}\nAnswer: {span}"}]
-    text = generator.chat(messages, max_tokens=48, temperature=temperature)
-    first = text.strip().split("\n")[0].strip().strip('"')
-    return first[: first.index("?") + 1] if "?" in first else first
 
 
 def _plan_split(by_doc: dict[int, list], docs: list[int], config: DataConfig) -> tuple[set, set, str]:
@@ -250,7 +176,9 @@ def synthesize(collection, retriever, generator, config: DataConfig,
         for c_i, hit in enumerate(by_doc[d]):
             sentences = sentences_of(hit.text)
             rng.shuffle(sentences)
-            ranked += [((r, c_i, d_i), hit, s) for r, s in enumerate(sentences[: config.spans_per_chunk])]
+            fronted = {s: fronted_questions(s) if config.fronted_questions else [] for s in sentences}
+            sentences.sort(key=lambda s: not fronted[s])  # stable: a chunk's fronted questions are used first
+            ranked += [((r, c_i, d_i), hit, s, fronted[s]) for r, s in enumerate(sentences[: config.spans_per_chunk])]
     ranked.sort(key=lambda x: x[0])
 
     card = DataCard(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
@@ -260,16 +188,22 @@ def synthesize(collection, retriever, generator, config: DataConfig,
     tries_made, generator_s = 0, 0.0
     seen: set[str] = set()
     examples: dict[str, list] = {"train": [], "val": []}
-    for _, hit, sentence in ranked:
+    for _, hit, sentence, fronted in ranked:
         if len(examples["train"]) + len(examples["val"]) >= config.max_examples:
             break
         card.candidates += 1
-        span = pick_span(sentence, rng)
+        question = origin = None
+        if fronted:
+            span, asked = rng.choice(fronted)
+            if _roundtrip(retriever, asked, hit.text_id, config.roundtrip_k):
+                question, origin = asked, "fronted"
+            else:  # the sentence still gets a generator or cloze question below
+                rejections["fronted: round-trip retrieval failed"] += 1
+        span = span if question else pick_span(sentence, rng)
         if not span:
             rejections["no answer span in the sentence"] += 1
             continue
-        question = origin = None
-        for attempt in range(config.generator_tries):
+        for attempt in range(config.generator_tries if question is None else 0):
             if not (config.use_generator and generator is not None and generator_s < config.generator_seconds):
                 break
             tries_made += 1
@@ -287,21 +221,21 @@ def synthesize(collection, retriever, generator, config: DataConfig,
                 break
         if question is None:
             asked = cloze_question(sentence, span)
-            if _norm(span) in _norm(asked):  # the span occurs twice in the sentence
+            if normalized(span) in normalized(asked):  # the span occurs twice in the sentence
                 rejections["cloze: question contains the answer"] += 1
                 continue
             if not _roundtrip(retriever, asked, hit.text_id, config.roundtrip_k):
                 rejections["cloze: round-trip retrieval failed"] += 1
                 continue
             question, origin = asked, "cloze"
-        if _norm(question) in seen:
+        if normalized(question) in seen:
             rejections["duplicate question"] += 1
             continue
         example, problem = _example(retriever, question, span, sentence, hit, config, rng)
         if problem:
             rejections[problem] += 1
             continue
-        seen.add(_norm(question))
+        seen.add(normalized(question))
         meta = example["meta"]
         meta["origin"] = origin
         sources_used[origin] += 1
