@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -397,7 +398,9 @@ def test_promotion_needs_a_gate_that_is_not_worse(tiny_settings, trained):
 
 
 def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, tmp_path):
-    from edgerag.finetune.train import TrainConfig, steps_for_budget, train
+    """Steps that fit the budget, no more than one pass over the data (MAX_EPOCHS)."""
+    from edgerag.finetune.data import read_jsonl
+    from edgerag.finetune.train import TrainConfig, epoch_steps, steps_for_budget, train
 
     events = []
     config = TrainConfig(base="tiny", train_file=str(tiny_home / "chats" / "train.jsonl"), out_dir=str(tmp_path / "b"),
@@ -406,7 +409,11 @@ def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, t
     saved = json.loads((tmp_path / "b" / "train_config.json").read_text())
     assert saved["max_steps"] >= 1 and saved["max_steps"] != 120  # chosen from the measurement, kept for --resume
     message = next(e["message"] for e in events if "steps fit the 0.3-minute budget" in e.get("message", ""))
-    assert message.endswith(f": {saved['max_steps']} steps fit the 0.3-minute budget")
+    fit = int(re.search(r": (\d+) steps fit", message).group(1))
+    one_epoch = -(-len(read_jsonl(config.train_file)) // 2)  # batches of 2
+    assert config.max_epochs == 1 and epoch_steps(len(read_jsonl(config.train_file)), config) == one_epoch
+    assert saved["max_steps"] == min(fit, one_epoch)  # a fast machine fits more than one epoch: capped
+    assert message.endswith(f", capped at 1 epoch: {one_epoch}" if one_epoch < fit else "0.3-minute budget")
     # a machine that slows down after the measurement stops at the hard deadline (115% of the budget) and says so
     assert 1 <= result.steps <= saved["max_steps"]
     if result.steps < saved["max_steps"]:

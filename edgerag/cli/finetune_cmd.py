@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune import (GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES, ORACLE_POSITIONS,
-                        P_REFUSAL)
+from ..finetune import (GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES, ORACLE_POSITION_CHOICES,
+                        ORACLE_POSITIONS, P_REFUSAL)
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -39,6 +39,10 @@ def _training_flags(p, budget_default: float | None, eval_limit_default: int | N
                         help="train for about this long: steps chosen from measured speed"
                              + (f" (default {budget_default:g})" if budget_default else ""))
     budget.add_argument("--steps", type=int, default=None, help="a fixed number of optimizer steps instead")
+    p.add_argument("--max-epochs", type=float, default=MAX_EPOCHS,
+                   help="with a time budget: stop after this many passes over the data even if the budget fits "
+                        f"more (0 = no cap; default {MAX_EPOCHS:g}: more refused answerable questions, see "
+                        "docs/results/xquad-finetune-v11)")
     p.add_argument("--lr", type=float, default=3e-4, help="learning rate")
     p.add_argument("--batch-size", type=int, default=0,
                    help="examples per step (0 = for this machine: 4 on a CPU, from GPU memory on CUDA)")
@@ -277,7 +281,7 @@ def train_cmd(args) -> int:
         base=args.base, collection=args.collection, data=args.data, val=args.val, heldout=args.heldout,
         squad=args.squad, run_dir=Path(args.resume) if resume and args.resume != "latest" else args.run_dir,
         resume=resume, **_data_options(args), bits=args.bits, rank=args.rank, lora_layers=args.lora_layers,
-        steps=args.steps or 120, time_budget_min=None if args.steps else args.time_budget,
+        steps=args.steps or 120, time_budget_min=None if args.steps else args.time_budget, max_epochs=args.max_epochs,
         learning_rate=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
         gradient_checkpointing=args.grad_checkpointing, save_steps=args.save_steps, seed=args.seed,
         export=not args.no_export,

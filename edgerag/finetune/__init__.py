@@ -21,6 +21,12 @@ MAX_EXAMPLES = 400
 # instead of 25% on XQuAD-en; trained on (v10, 117 steps) it refused 18.7% of answerable oracle questions against
 # v8's 5.3 (80 steps), not yet separated from the steps (docs/results/xquad-finetune-v9), so 1 stays.
 GENERATOR_TRIES = 1
+# With a time budget, training stops after this many passes over the data even when the budget fits more. The same
+# 400 examples (357 for training, 90 steps an epoch at batch 4) trained for 80 steps (v8, 0.9 epochs) refused 5.3% of
+# answerable oracle questions, for 120 steps (v11a, 1.3 epochs) 24.7%, F1 18.0 -> 14.6; every run past one epoch
+# refused 14-25% (v9, v10, the GPU's 136-700 steps; docs/results/xquad-finetune-v11). On an idle 2-core CPU the
+# 25-minute budget fits ~130 steps, on a busy one ~80: without the cap the result depended on the machine's load.
+MAX_EPOCHS = 1.0
 # Where the answering source stands among a training prompt's sources (data.DataConfig.oracle_positions).
 # "retrieval" puts it first in 94% of prompts: its markers follow retrieval (open model-citation precision 49.5 ->
 # 72.4), but v9 (with 2 generator tries) refused 24.7% of answerable oracle questions, v10 (the same, uniform) 18.7

@@ -17,7 +17,8 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITIONS, P_REFUSAL, run_folder
+from . import (GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES, ORACLE_POSITIONS, P_REFUSAL,
+               run_folder)
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
@@ -46,6 +47,7 @@ class FinetuneOptions:
     lora_layers: int = 0  # 0 = all layers
     steps: int = 120
     time_budget_min: float | None = None  # if set, steps are chosen from measured speed to fit it
+    max_epochs: float = MAX_EPOCHS  # with a time budget: at most this many passes over the data (0 = no cap)
     learning_rate: float = 3e-4
     batch_size: int = 4
     max_seq_len: int = 1536
@@ -199,7 +201,8 @@ def run_finetune(settings: Settings, opts: FinetuneOptions, emit: Emit = lambda 
         config = TrainConfig(base=opts.base, train_file=str(train_file), val_file=str(val_file) if val_file else None,
                              out_dir=str(train_dir), bits=opts.bits, lora_r=opts.rank, lora_alpha=2 * opts.rank,
                              lora_layers=opts.lora_layers, max_steps=opts.steps,
-                             time_budget_min=opts.time_budget_min, learning_rate=opts.learning_rate,
+                             time_budget_min=opts.time_budget_min, max_epochs=opts.max_epochs,
+                             learning_rate=opts.learning_rate,
                              batch_size=opts.batch_size, max_seq_len=opts.max_seq_len, save_steps=opts.save_steps,
                              gradient_checkpointing=opts.gradient_checkpointing, seed=opts.seed)
         result = train(config, settings, resume=resume_training, on_event=emit)

@@ -11,7 +11,7 @@ Order of work (read top to bottom):
 3. Examples are tokenized with the model's chat template; the loss covers assistant tokens only; batches group
    examples of similar length (less padding).
 4. With `time_budget_min`, a few timed forward/backward passes on the real data fix `max_steps` so training ends
-   in about that time. Trainer checkpoints every `save_steps`; a callback turns its logs into events (step, loss,
+   in about that time, and at most `max_epochs` passes over the data (MAX_EPOCHS says why). Trainer checkpoints every `save_steps`; a callback turns its logs into events (step, loss,
    tokens/s, ETA) for the CLI and the TUI.
 5. `resume=True` continues from the newest whole checkpoint (optimizer, scheduler and RNG restored; the data
    order is a function of seed and epoch), so a killed run reaches the same loss history and adapter as an
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import BadInputError, EdgeragError, require
-from . import distributed
+from . import MAX_EPOCHS, distributed
 from .archs import arch_for_hf_type
 from ..fileio import write_text_atomic
 from .data import read_jsonl
@@ -60,6 +60,7 @@ class TrainConfig:
     lora_layers: int = 0  # 0 = all layers; N = only the top N (measured: backward then stops at the lowest)
     max_steps: int = 120
     time_budget_min: float | None = None  # if set, max_steps is chosen from measured speed to fit this
+    max_epochs: float = MAX_EPOCHS  # with a time budget: at most this many passes over the data (0 = no cap)
     learning_rate: float = 2e-4
     batch_size: int = 4  # examples per optimizer step (per process); a CPU runs them one at a time, see micro_batches
     grad_accum: int = 1
@@ -82,6 +83,8 @@ class TrainConfig:
                                                                   self.bits)
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise BadInputError(f"time budget must be positive minutes, not {self.time_budget_min}")
+        if self.max_epochs < 0:
+            raise BadInputError(f"max_epochs must be 0 (no cap) or positive, not {self.max_epochs}")
         if self.lora_layers < 0:
             raise BadInputError(f"lora_layers must be 0 (all) or positive, not {self.lora_layers}")
         for name in ("lora_r", "max_steps", "batch_size", "grad_accum", "max_seq_len", "save_steps"):
@@ -266,11 +269,16 @@ def train(config: TrainConfig, settings, resume: bool = False,
         on_event({"event": "status", "message": "measuring training speed on the data"})
         s_per_token = measure_speed(model, train_set, collator, config.batch_size)
         left_s = config.time_budget_min * 60 - (time.perf_counter() - budget_from)
-        config.max_steps = distributed.share(steps_for_budget(left_s, s_per_token, train_set, config))
+        fit = steps_for_budget(left_s, s_per_token, train_set, config)
+        # no more than max_epochs passes over the data: past one, answerable questions were refused far more
+        cap = epoch_steps(len(train_set), config, distributed.world_size()) if config.max_epochs else fit
+        config.max_steps = distributed.share(min(fit, cap))
         if main:
             config.save(out)
-        on_event({"event": "status", "message": f"{1 / s_per_token:.0f} tokens/s measured: {config.max_steps} "
-                                                f"steps fit the {config.time_budget_min:g}-minute budget"})
+        on_event({"event": "status", "message": f"{1 / s_per_token:.0f} tokens/s measured: {fit} steps fit the "
+                                                f"{config.time_budget_min:g}-minute budget"
+                                                + (f", capped at {config.max_epochs:g} epoch: {cap}" if cap < fit
+                                                   else "")})
 
     gpu = torch.cuda.is_available()
     per_device, accumulate = micro_batches(config, gpu)
@@ -460,6 +468,11 @@ def steps_for_budget(budget_s: float, s_per_token: float, train_set: list[dict],
     mean_len = sum(len(x["input_ids"]) for x in train_set) / len(train_set)
     per_step = s_per_token * mean_len * config.batch_size * config.grad_accum * 1.1
     return max(1, int(budget_s / per_step))
+
+
+def epoch_steps(examples: int, config: TrainConfig, processes: int = 1) -> int:
+    """Optimizer steps in `config.max_epochs` passes over `examples` (batch_size is per process)."""
+    return max(1, math.ceil(config.max_epochs * examples / (config.batch_size * config.grad_accum * processes)))
 
 
 class _EventCallback:
