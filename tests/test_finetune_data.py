@@ -34,7 +34,7 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
     with collection:
         retriever = Retriever.from_settings(collection, embedder, settings)
         config = DataConfig("xq", tmp_path / "data", max_examples=60, use_generator=False, val_fraction=0.34,
-                            p_refusal=0.2)  # the default placement: uniform
+                            p_refusal=0.2, fronted_questions=True)  # the default placement: uniform
         card = synthesize(collection, retriever, None, config)
         doc_of = {h.text_id: h.doc_id for h in collection.all_hits()}
 

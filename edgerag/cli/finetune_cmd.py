@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import BadInputError
-from ..finetune import (GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES, ORACLE_POSITION_CHOICES,
-                        ORACLE_POSITIONS, P_REFUSAL)
+from ..finetune import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES,
+                        ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL)
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -88,12 +88,15 @@ def _data_flags(p) -> None:
                    help="where the answering source stands among a prompt's sources: uniform at random, or where "
                         "hybrid retrieval ranks it for the question (the order the runtime shows; refused more in "
                         f"docs/results/xquad-finetune-v9) (default {ORACLE_POSITIONS})")
+    p.add_argument("--fronted-questions", action="store_true", default=FRONTED_QUESTIONS,
+                   help="who/what/when/where questions made by rule where a sentence allows one, before generator "
+                        "and cloze questions (off by default: no gain in docs/results/xquad-finetune-v11)")
 
 
 def _data_options(args) -> dict:
     return dict(max_examples=args.max_examples, use_generator=not args.no_generator, p_refusal=args.p_refusal,
                 generator_seconds=args.generator_seconds, generator_tries=args.generator_tries,
-                oracle_positions=args.oracle_positions)
+                oracle_positions=args.oracle_positions, fronted_questions=args.fronted_questions)
 
 
 def _output_flags(p) -> None:

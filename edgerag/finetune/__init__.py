@@ -21,6 +21,11 @@ MAX_EXAMPLES = 400
 # instead of 25% on XQuAD-en; trained on (v10, 117 steps) it refused 18.7% of answerable oracle questions against
 # v8's 5.3 (80 steps), not yet separated from the steps (docs/results/xquad-finetune-v9), so 1 stays.
 GENERATOR_TRIES = 1
+# Fronted who/what/when/where questions made by rule (questions.py) before the generator's and cloze ones. They did
+# not help: with them (45 of 400 questions) the model still refused 8 of 13 oracle "who" questions at 120 steps, and
+# at one epoch F1 was 11.7 against v8's 18.0 and more answers restated the question (29.7% vs 19.0)
+# (docs/results/xquad-finetune-v11). Off by default; `--fronted-questions` turns them on.
+FRONTED_QUESTIONS = False
 # With a time budget, training stops after this many passes over the data even when the budget fits more. The same
 # 400 examples (357 for training, 90 steps an epoch at batch 4) trained for 80 steps (v8, 0.9 epochs) refused 5.3% of
 # answerable oracle questions, for 120 steps (v11a, 1.3 epochs) 24.7%, F1 18.0 -> 14.6; every run past one epoch

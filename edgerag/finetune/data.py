@@ -2,12 +2,13 @@
 
 Recipe (RAFT, Zhang et al. 2024; ALoFTRAG; robustness to irrelevant context), v2 after measuring v1 (bare "span [n]"
 targets and 20% refusals taught a 135M model to answer in 2 words and refuse half of answerable questions):
-1. Walk every chunk (round-robin across documents, seeded order) and several sentences per chunk, those that allow
-   a fronted question first (questions.py); in each sentence pick an answer span extractively (a number/date, a
-   capitalised name, else the sentence's last words).
-2. Question (questions.py): a fronted who/when/where question made by rule where the sentence allows one; else the
-   generator writes one for the span (answer-aware question generation, few-shot) within a budget of tries; where it
-   fails the filters, or the budget is spent, a cloze question made from the sentence (span → wh-word).
+1. Walk every chunk (round-robin across documents, seeded order) and several sentences per chunk (with
+   `fronted_questions`, those that allow a fronted question first); in each sentence pick an answer span
+   extractively (a number/date, a capitalised name, else the sentence's last words).
+2. Question (questions.py): with `fronted_questions` (off by default: it did not help, see __init__), a who/what/
+   when/where question made by rule where the sentence allows one; else the generator writes one for the span
+   (answer-aware question generation, few-shot) within a budget of tries; where it fails the filters, or the budget
+   is spent, a cloze question made from the sentence (span → wh-word).
 3. Target = what the runtime system prompt asks for: one short sentence copied from the source that contains the
    exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
    window of it when long). It is verified with the citation check against the source it cites.
@@ -37,7 +38,8 @@ from pathlib import Path
 from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
-from . import GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL
+from . import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES,
+               ORACLE_POSITIONS, P_REFUSAL)
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from .questions import (cloze_question, fronted_questions, generator_question, normalized, pick_span,
@@ -73,7 +75,7 @@ class DataConfig:
     oracle_positions: str = ORACLE_POSITIONS
     val_fraction: float = 0.1
     use_generator: bool = True  # False: fronted and cloze questions only (fast, deterministic; used by tests)
-    fronted_questions: bool = True  # who/when/where questions made by rule first, where a sentence allows one
+    fronted_questions: bool = FRONTED_QUESTIONS  # who/what/when/where questions by rule first, where a sentence allows
     seed: int = 0
 
     def __post_init__(self):
