@@ -74,7 +74,7 @@ class DataConfig:
     # 50 of 91 answers while retrieval put the answer first in 83 (model-citation precision 49.5%).
     oracle_positions: str = ORACLE_POSITIONS
     val_fraction: float = 0.1
-    use_generator: bool = True  # False: fronted and cloze questions only (fast, deterministic; used by tests)
+    use_generator: bool = True  # False: no generator calls (fast, deterministic; used by tests)
     fronted_questions: bool = FRONTED_QUESTIONS  # who/what/when/where questions by rule first, where a sentence allows
     seed: int = 0
 
