@@ -31,6 +31,7 @@ FRONTED_QUESTIONS = False
 # answerable oracle questions, for 120 steps (v11a, 1.3 epochs) 24.7%, F1 18.0 -> 14.6; every run past one epoch
 # refused 14-25% (v9, v10, the GPU's 136-700 steps; docs/results/xquad-finetune-v11). On an idle 2-core CPU the
 # 25-minute budget fits ~130 steps, on a busy one ~80: without the cap the result depended on the machine's load.
+# Capped (v13, the default run: 90 steps on v8's data) it refused 10.7%: most of the rise gone, not all.
 MAX_EPOCHS = 1.0
 # Where the answering source stands among a training prompt's sources (data.DataConfig.oracle_positions).
 # "retrieval" puts it first in 94% of prompts: its markers follow retrieval (open model-citation precision 49.5 ->

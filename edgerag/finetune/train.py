@@ -11,8 +11,8 @@ Order of work (read top to bottom):
 3. Examples are tokenized with the model's chat template; the loss covers assistant tokens only; batches group
    examples of similar length (less padding).
 4. With `time_budget_min`, a few timed forward/backward passes on the real data fix `max_steps` so training ends
-   in about that time, and at most `max_epochs` passes over the data (MAX_EPOCHS says why). Trainer checkpoints every `save_steps`; a callback turns its logs into events (step, loss,
-   tokens/s, ETA) for the CLI and the TUI.
+   in about that time, after at most `max_epochs` passes over the data (MAX_EPOCHS says why). Trainer checkpoints
+   every `save_steps`; a callback turns its logs into events (step, loss, tokens/s, ETA) for the CLI and the TUI.
 5. `resume=True` continues from the newest whole checkpoint (optimizer, scheduler and RNG restored; the data
    order is a function of seed and epoch), so a killed run reaches the same loss history and adapter as an
    uninterrupted one.
