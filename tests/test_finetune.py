@@ -410,8 +410,9 @@ def test_time_budget_picks_steps_from_measured_speed(tiny_settings, tiny_home, t
     assert saved["max_steps"] >= 1 and saved["max_steps"] != 120  # chosen from the measurement, kept for --resume
     message = next(e["message"] for e in events if "steps fit the 0.3-minute budget" in e.get("message", ""))
     fit = int(re.search(r": (\d+) steps fit", message).group(1))
-    one_epoch = -(-len(read_jsonl(config.train_file)) // 2)  # batches of 2
-    assert config.max_epochs == 1 and epoch_steps(len(read_jsonl(config.train_file)), config) == one_epoch
+    examples = len(read_jsonl(config.train_file))
+    one_epoch = -(-examples // 2)  # batches of 2
+    assert config.max_epochs == 1 and epoch_steps(examples, config) == one_epoch
     assert saved["max_steps"] == min(fit, one_epoch)  # a fast machine fits more than one epoch: capped
     assert message.endswith(f", capped at 1 epoch: {one_epoch}" if one_epoch < fit else "0.3-minute budget")
     # a machine that slows down after the measurement stops at the hard deadline (115% of the budget) and says so

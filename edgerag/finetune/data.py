@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -42,8 +41,8 @@ from . import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPL
                ORACLE_POSITIONS, P_REFUSAL)
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
-from .questions import (cloze_question, fronted_questions, generator_question, normalized, pick_span,
-                        question_problem, sentences_of)
+from .questions import (CLAUSE_BREAK, cloze_question, fronted_questions, generator_question, normalized,
+                        pick_span, question_problem, sentences_of)
 
 MIN_CHUNKS = 2  # an example needs its chunk and at least one distractor
 
@@ -116,7 +115,7 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str:
     text = sentence.strip().rstrip(".!?;:, ")
     if len(text.split()) <= max_words:
         return text
-    cuts = [0] + [m.end() for m in re.finditer(r"[,;:]\s+|\s+(?=\()|\s+[-–—]\s+", text)] + [len(text)]
+    cuts = [0] + [m.end() for m in CLAUSE_BREAK.finditer(text)] + [len(text)]
     clauses = list(zip(cuts, cuts[1:]))  # (start, end) character ranges
     where = text.find(span)
     at = next((i for i, (a, b) in enumerate(clauses) if a <= where and where + len(span) <= b), None)
@@ -201,7 +200,8 @@ def synthesize(collection, retriever, generator, config: DataConfig,
                 question, origin = asked, "fronted"
             else:  # the sentence still gets a generator or cloze question below
                 rejections["fronted: round-trip retrieval failed"] += 1
-        span = span if question else pick_span(sentence, rng)
+        if question is None:
+            span = pick_span(sentence, rng)
         if not span:
             rejections["no answer span in the sentence"] += 1
             continue

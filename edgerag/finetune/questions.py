@@ -90,12 +90,13 @@ def _opens_with_a_verb(rest: str) -> bool:
     return len(first) > 3 and first.endswith("s") and not first.endswith("ss") and follower in _OBJECT_OPENERS
 
 
-_CLAUSE_BREAK = re.compile(r"[,;:]\s|\s\(|\s[-–—]\s")  # not the comma in "90,000"
+# Where one clause ends and the next begins (not the comma in "90,000"): also data.answer_sentence's cut points.
+CLAUSE_BREAK = re.compile(r"[,;:]\s+|\s+(?=\()|\s+[-–—]\s+")
 
 
 def _first_clause(text: str, min_words: int = 3) -> str:
     """Text up to its first clause break, when that leaves enough words (a question asks one thing)."""
-    head = _CLAUSE_BREAK.split(text, maxsplit=1)[0].strip()
+    head = CLAUSE_BREAK.split(text, maxsplit=1)[0].strip()
     return head if len(head.split()) >= min_words else text.strip()
 
 
@@ -143,7 +144,7 @@ def be_question(sentence: str, span: str) -> str | None:
     before = m["rest"][: at.start()].rstrip(" ,")
     if not before or re.search(r"[,;:()]|\b(?:who|which|that)\b", before):
         return None  # the span is not in the main clause
-    after = _CLAUSE_BREAK.split(m["rest"][at.end():], maxsplit=1)[0].rstrip()
+    after = CLAUSE_BREAK.split(m["rest"][at.end():], maxsplit=1)[0].rstrip()
     return f"{wh} {m['be']} {subject} {before}{after}?"
 
 
