@@ -179,6 +179,17 @@ def test_answer_sentence_keeps_the_span_in_a_clause_window():
     assert answer_sentence("Paris is the capital of France.", "Paris", 25) == "Paris is the capital of France"
 
 
+def test_a_short_answer_window_ends_at_the_span_and_never_cuts_it():
+    sentence = "In 2006, UNICEF estimated that up to 30% of girls in the region were married before the age of 18."
+    assert answer_sentence(sentence, "up to 30%", 6) == "UNICEF estimated that up to 30%"
+    assert answer_sentence(sentence, "In 2006", 6) == "In 2006"  # a clause of its own
+    assert answer_sentence(sentence, "UNICEF", 6) == "In 2006, UNICEF estimated that up"  # too near the start
+    long_span = "girls in the region were married before the age of 18"
+    assert answer_sentence(sentence, long_span, 6) == long_span  # longer than the window: the span whole
+    assert answer_sentence(sentence, "40%", 6) is None  # not in the sentence: no target to build
+    assert answer_sentence("It ended in the U.S.", "the U.S.", 6) == "It ended in the U.S"
+
+
 def test_data_module_reads_the_store_through_its_api():
     source = (REPO / "edgerag" / "finetune" / "data.py").read_text()
     assert ".conn" not in source

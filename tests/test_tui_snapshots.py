@@ -8,13 +8,47 @@ under a temporary HOME (shown as ~/...), and ingestion "just now".
 
 from __future__ import annotations
 
+import difflib
+import html
+import pickle
+import re
+
 import pytest
-from test_tui_support import SAMPLES, FakeEngine, fake_collection, fake_trainer, idle, wait_for  # noqa: F401
+from test_tui_support import (SAMPLES, FakeEngine, fake_collection, fake_trainer, idle,  # noqa: F401
+                              tables_measured, wait_for)
 
 from edgerag.models import Manifest, ModelStore
 from tui.app import create_app
 
 pytest.importorskip("pytest_textual_snapshot")
+
+
+@pytest.fixture()
+def matches_snapshot(snap_compare, request):
+    """snap_compare that, on a mismatch, fails with the screen lines that differ: CI shows a failing test's output,
+    not the snapshot_report.html the plugin writes beside it."""
+    def compare(app, run_before) -> bool:
+        if snap_compare(app, run_before=run_before):
+            return True
+        from pytest_textual_snapshot import node_to_report_path
+
+        report = pickle.loads(node_to_report_path(request.node).read_bytes())
+        accepted, now = _screen_lines(report[1]), _screen_lines(report[2])
+        texts = lambda lines: [" ".join(text for _, text in line) for line in lines]  # noqa: E731
+        diff = list(difflib.unified_diff(texts(accepted), texts(now), "accepted", "now", lineterm="", n=0))
+        if not diff:  # the same text in other colours or styles: show the styled runs of the lines that differ
+            diff = [f"line {i}: {a} -> {b}" for i, (a, b) in enumerate(zip(accepted, now)) if a != b]
+        pytest.fail("the screen differs from the accepted snapshot:\n" + "\n".join(diff), pytrace=False)
+    return compare
+
+
+def _screen_lines(svg: str) -> list[list[tuple[str, str]]]:
+    """(style class, text) runs per terminal line of a Textual SVG screenshot."""
+    lines: dict[int, list[tuple[str, str]]] = {}
+    for cls, line, text in re.findall(r'<text class="terminal-(?:\d+-)?([^"]*)"[^>]*clip-path="url\(#terminal-'
+                                      r'(?:\d+-)?line-(\d+)\)"[^>]*>(.*?)</text>', svg):  # accepted ones lack the id
+        lines.setdefault(int(line), []).append((cls, html.unescape(text)))
+    return [lines[i] for i in sorted(lines)]
 
 
 @pytest.fixture()
@@ -24,7 +58,7 @@ def tilde_home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_chat_after_an_answer(settings, snap_compare):
+def test_chat_after_an_answer(settings, matches_snapshot):
     fake_collection(settings)
     app = create_app(settings, engine_factory=lambda *_: FakeEngine())
 
@@ -35,10 +69,10 @@ def test_chat_after_an_answer(settings, snap_compare):
         app.screen.query_one("#question").cursor_blink = False
         await pilot.pause()
 
-    assert snap_compare(app, run_before=ask)
+    assert matches_snapshot(app, run_before=ask)
 
 
-def test_chat_light_theme_with_a_source_open(settings, snap_compare):
+def test_chat_light_theme_with_a_source_open(settings, matches_snapshot):
     fake_collection(settings)
     app = create_app(settings, engine_factory=lambda *_: FakeEngine())
 
@@ -48,10 +82,10 @@ def test_chat_light_theme_with_a_source_open(settings, snap_compare):
         await pilot.press("ctrl+o", "down", "enter")
         await idle(pilot)
 
-    assert snap_compare(app, run_before=ask)
+    assert matches_snapshot(app, run_before=ask)
 
 
-def test_library_after_ingesting(settings, tilde_home, snap_compare, monkeypatch):
+def test_library_after_ingesting(settings, tilde_home, matches_snapshot, monkeypatch):
     monkeypatch.setattr("tui.widgets.ingest_panel.elapsed", lambda _seconds: "0.5s")  # wall time varies
     docs = tilde_home / "docs"
     docs.mkdir()
@@ -65,12 +99,9 @@ def test_library_after_ingesting(settings, tilde_home, snap_compare, monkeypatch
         app.screen.query_one("#path").value = str(docs)
         await pilot.press("tab", "ctrl+u", *"manuals", "enter")
         await idle(pilot)
-        # The documents table sizes its columns on the refresh after its rows arrive: let that happen on a busy
-        # machine too, or the snapshot catches the narrow first layout.
-        await pilot.pause(0.5)
-        await idle(pilot)
+        await tables_measured(pilot)
 
-    assert snap_compare(app, run_before=add)
+    assert matches_snapshot(app, run_before=add)
 
 
 def synthetic_store(root):
@@ -91,7 +122,7 @@ def synthetic_store(root):
     return store
 
 
-def test_models_with_lineage(tilde_home, snap_compare):
+def test_models_with_lineage(tilde_home, matches_snapshot):
     from edgerag.config import Settings
 
     synthetic_store(tilde_home / "store")
@@ -102,8 +133,9 @@ def test_models_with_lineage(tilde_home, snap_compare):
         await idle(pilot)
         await pilot.press("down")
         await idle(pilot)
+        await tables_measured(pilot)
 
-    assert snap_compare(app, run_before=show)
+    assert matches_snapshot(app, run_before=show)
 
 
 def _finished_job(settings, fake_trainer, job: str, steps_field: str):
@@ -118,11 +150,11 @@ def _finished_job(settings, fake_trainer, job: str, steps_field: str):
         await idle(pilot)
         app.screen.query_one(steps_field).value = "40"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.screen.process is None and app.screen.last_args, what=f"the {job} run")
+        # Until the run's end is drawn: right after Ctrl+R the process is None too, not started yet.
+        await wait_for(pilot, lambda: str(app.screen.query_one("#ft-status").content) == "finished",
+                       what=f"the {job} run")
         await idle(pilot)
-        # The gate table sizes itself on the refresh after its rows arrive: let that happen on a busy machine too.
-        await pilot.pause(0.5)
-        await idle(pilot)
+        await tables_measured(pilot)
         if job == "embedder":
             # The embedder line is read by a thread that can race the first open of the stand-in collection's
             # empty database: read it once more now that everything has settled, as a user's reselect would.
@@ -132,17 +164,17 @@ def _finished_job(settings, fake_trainer, job: str, steps_field: str):
     return app, run
 
 
-def test_finetune_after_training(settings, fake_trainer, snap_compare):
+def test_finetune_after_training(settings, fake_trainer, matches_snapshot):
     app, run = _finished_job(settings, fake_trainer, "generator", "#ft-steps")
-    assert snap_compare(app, run_before=run)
+    assert matches_snapshot(app, run_before=run)
 
 
-def test_finetune_embedder_after_a_run(settings, fake_trainer, snap_compare):
+def test_finetune_embedder_after_a_run(settings, fake_trainer, matches_snapshot):
     app, run = _finished_job(settings, fake_trainer, "embedder", "#em-steps")
-    assert snap_compare(app, run_before=run)
+    assert matches_snapshot(app, run_before=run)
 
 
-def test_evaluate_form(settings, snap_compare):
+def test_evaluate_form(settings, matches_snapshot):
     app = create_app(settings)
 
     async def open_form(pilot):
@@ -150,14 +182,14 @@ def test_evaluate_form(settings, snap_compare):
         app.screen.query_one("#eval-data").value = "~/data/nfcorpus.zip"
         await idle(pilot)
 
-    assert snap_compare(app, run_before=open_form)
+    assert matches_snapshot(app, run_before=open_form)
 
 
-def test_help(settings, snap_compare):
+def test_help(settings, matches_snapshot):
     fake_collection(settings)
     app = create_app(settings, engine_factory=lambda *_: FakeEngine())
     async def help_screen(pilot):
         await pilot.press("f1")
         await idle(pilot)
 
-    assert snap_compare(app, run_before=help_screen)
+    assert matches_snapshot(app, run_before=help_screen)

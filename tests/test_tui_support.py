@@ -167,5 +167,20 @@ async def idle(pilot, timeout: float = 30.0) -> None:
         quiet = 0 if any(w.is_running or w.state.name == "PENDING" for w in app.workers) else quiet + 1
 
 
+async def tables_measured(pilot, timeout: float = 20.0) -> None:
+    """A DataTable measures new rows and sizes its columns on its next Idle message, which a busy machine can delay
+    past any fixed pause (a snapshot then catches the narrow first layout): wait until every table on the screen has
+    done it (DataTable keeps no public flag for this), then for the refresh that draws it."""
+    from textual.widgets import DataTable
+
+    def measured() -> bool:
+        return not any(t._require_update_dimensions or t._updated_cells for t in pilot.app.screen.query(DataTable))
+
+    await wait_for(pilot, measured, timeout, what="the tables to size their columns")
+    for table in pilot.app.screen.query(DataTable):
+        table.refresh(layout=True)  # the lines drawn before the measurement may still be cached
+    await pilot.pause()
+
+
 def notifications(app) -> list[str]:
     return [n.message for n in app._notifications]

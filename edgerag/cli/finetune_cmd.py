@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import BadInputError
 from ..finetune import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES,
-                        ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL)
+                        ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL, TARGET_WORDS)
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -91,12 +91,16 @@ def _data_flags(p) -> None:
     p.add_argument("--fronted-questions", action="store_true", default=FRONTED_QUESTIONS,
                    help="who/what/when/where questions made by rule where a sentence allows one, before generator "
                         "and cloze questions (off by default: no gain in docs/results/xquad-finetune-v11)")
+    p.add_argument("--target-words", type=int, default=TARGET_WORDS,
+                   help="answer targets: the source sentence, or a window of at most this many words that holds "
+                        f"the answer, ending with its [n] (default {TARGET_WORDS})")
 
 
 def _data_options(args) -> dict:
     return dict(max_examples=args.max_examples, use_generator=not args.no_generator, p_refusal=args.p_refusal,
                 generator_seconds=args.generator_seconds, generator_tries=args.generator_tries,
-                oracle_positions=args.oracle_positions, fronted_questions=args.fronted_questions)
+                oracle_positions=args.oracle_positions, fronted_questions=args.fronted_questions,
+                target_words=args.target_words)
 
 
 def _output_flags(p) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
 from . import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES,
-               ORACLE_POSITIONS, P_REFUSAL)
+               ORACLE_POSITIONS, P_REFUSAL, TARGET_WORDS)
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from .questions import (CLAUSE_BREAK, cloze_question, fronted_questions, generator_question, normalized,
@@ -59,10 +60,7 @@ class DataConfig:
     # ~23% pass the filters: they get a time box, cloze questions do the rest (finetune/__init__.py: measured).
     generator_seconds: float = GENERATOR_SECONDS
     generator_tries: int = GENERATOR_TRIES  # generator questions per candidate before the cloze fallback
-    # A longer source sentence is cut to a clause window around the answer. 12 words, because the reply is graded
-    # against a short gold span: a model copying these targets perfectly scores F1 40.3 on the 1,145 XQuAD-en
-    # questions whose answer lies in one sentence, against 34.4 at 16 words and 26.1 at 25 (the previous default).
-    target_words: int = 12
+    target_words: int = TARGET_WORDS  # a longer source sentence is cut to a window this long around the answer
     # Sources cut to ~80 words around the answer (distractors: their first 80 words): on XQuAD-en examples shrink
     # from 3200 to 2400 characters on average (-25% tokens, so ~1.3x more examples per CPU minute); most
     # paragraphs are ~120 words, so the answering sentence and its neighbours stay.
@@ -109,21 +107,31 @@ class DataCard:
     sha256: str = ""
 
 
-def answer_sentence(sentence: str, span: str, max_words: int) -> str:
-    """The source sentence (or a window of whole clauses around the span, for long ones) without end punctuation;
-    always a verbatim substring of the sentence."""
+def answer_sentence(sentence: str, span: str, max_words: int) -> str | None:
+    """The source sentence (or, for long ones, a window of whole clauses around the span, else of words ending at
+    the span) without end punctuation: always a verbatim substring of the sentence that holds the whole span.
+    None if the span is not in the sentence."""
     text = sentence.strip().rstrip(".!?;:, ")
+    where = text.find(span.rstrip(".!?;:, "))
+    if where < 0:
+        return None
     if len(text.split()) <= max_words:
         return text
+    end = where + len(span.rstrip(".!?;:, "))
     cuts = [0] + [m.end() for m in CLAUSE_BREAK.finditer(text)] + [len(text)]
     clauses = list(zip(cuts, cuts[1:]))  # (start, end) character ranges
-    where = text.find(span)
-    at = next((i for i, (a, b) in enumerate(clauses) if a <= where and where + len(span) <= b), None)
+    at = next((i for i, (a, b) in enumerate(clauses) if a <= where and end <= b), None)
     words = lambda lo, hi: len(text[clauses[lo][0]: clauses[hi][1]].split())  # noqa: E731
-    if where < 0 or at is None or words(at, at) > max_words:  # no clause fits: a plain word window
-        tokens, first = text.split(), text[: max(where, 0)].count(" ")
-        lo = max(0, first - max_words // 3)
-        out = " ".join(tokens[lo: lo + max_words])
+    if at is None or words(at, at) > max_words:
+        # No clause fits: the words before the span and the span, so the reply ends at its answer (F1 is graded
+        # against a short gold span); words after it only when the sentence starts too close to fill the window.
+        tokens = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        first = next(i for i, (_, b) in enumerate(tokens) if b > where)
+        last = next(i for i, (_, b) in enumerate(tokens) if b >= end)
+        size = max(max_words, last - first + 1)
+        lo = max(0, last + 1 - size)
+        hi = min(len(tokens), lo + size)
+        out = text[tokens[lo][0]: tokens[hi - 1][1]]
     else:
         lo = hi = at
         while True:  # grow by whole clauses while under the limit, preferring the left (it holds the subject)
@@ -135,7 +143,8 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str:
                 break
         out = text[clauses[lo][0]: clauses[hi][1]]
     # verbatim, lower-case start included: a capitalised "Deal" would be a name the source does not hold
-    return out.strip().lstrip("(").rstrip(",;:–—- ")
+    trimmed = out.strip().lstrip("(").rstrip(",;:–—- ")
+    return trimmed if span.rstrip(".!?;:, ") in trimmed else out.strip()
 
 
 def _plan_split(by_doc: dict[int, list], docs: list[int], config: DataConfig) -> tuple[set, set, str]:
@@ -324,6 +333,8 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
     # model trained on 2-5 only cited "[2]" with one source shown (docs/results/xquad-finetune-v3).
     shown = rng.randint(1, config.max_distractors + 1)
     claim = answer_sentence(sentence, span, config.target_words)
+    if claim is None:
+        return None, "answer span not in its sentence"
     if rng.random() < config.p_refusal:
         sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[:shown]]
         position, target = None, NOT_FOUND

@@ -18,7 +18,7 @@ from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
 from . import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES, ORACLE_POSITIONS,
-               P_REFUSAL, run_folder)
+               P_REFUSAL, TARGET_WORDS, run_folder)
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
@@ -42,6 +42,7 @@ class FinetuneOptions:
     generator_tries: int = GENERATOR_TRIES
     oracle_positions: str = ORACLE_POSITIONS
     fronted_questions: bool = FRONTED_QUESTIONS
+    target_words: int = TARGET_WORDS
     # training
     bits: int = 0  # 0: the measured default for this machine (train.default_bits)
     rank: int = 16
@@ -237,7 +238,7 @@ def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
                                    max_examples=opts.max_examples, use_generator=opts.use_generator,
                                    p_refusal=opts.p_refusal, generator_seconds=opts.generator_seconds,
                                    generator_tries=opts.generator_tries, oracle_positions=opts.oracle_positions,
-                                   fronted_questions=opts.fronted_questions,
+                                   fronted_questions=opts.fronted_questions, target_words=opts.target_words,
                                    seed=opts.seed)
             outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
             emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
