@@ -33,8 +33,9 @@ FRONTED_QUESTIONS = False
 # The answer target is the source sentence, or for a longer one a window of at most this many words holding the
 # answer span (data.answer_sentence). Replies are graded against 2-3 word gold spans, so a model copying its targets
 # perfectly scores, on the 1,145 XQuAD-en questions answered within one sentence, F1 40.0 at 12 words, 57.9 at 6,
-# 70.4 at 4, and contains 98.1 at every width. Trained at one epoch, 6 words lifted oracle F1 from 15.0 (v13, 12 words)
-# to 20.4 (v14) and 20.1 (v15, with P_REFUSAL 0.05) (docs/results/xquad-finetune-v14).
+# 70.4 at 4, and contains 98.1 at every width (bench/target_bound.py). Trained at one epoch, 6 words lifted oracle F1
+# from 15.0 (v13, 12 words) to 20.4 (v14), 20.1 (v15, with P_REFUSAL 0.05) and 20.2 (v16, another seed)
+# (docs/results/xquad-finetune-v14).
 TARGET_WORDS = 6
 # With a time budget, training stops after this many passes over the data even when the budget fits more. The same
 # 400 examples (357 for training, 90 steps an epoch at batch 4) trained for 80 steps (v8, 0.9 epochs) refused 5.3% of

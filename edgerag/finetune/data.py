@@ -111,13 +111,13 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str | None:
     """The source sentence (or, for long ones, a window of whole clauses around the span, else of words ending at
     the span) without end punctuation: always a verbatim substring of the sentence that holds the whole span.
     None if the span is not in the sentence."""
-    text = sentence.strip().rstrip(".!?;:, ")
-    where = text.find(span.rstrip(".!?;:, "))
+    text, answer = sentence.strip().rstrip(".!?;:, "), span.rstrip(".!?;:, ")  # "U.S." ends a sentence as "U.S"
+    where = text.find(answer)
     if where < 0:
         return None
     if len(text.split()) <= max_words:
         return text
-    end = where + len(span.rstrip(".!?;:, "))
+    end = where + len(answer)
     cuts = [0] + [m.end() for m in CLAUSE_BREAK.finditer(text)] + [len(text)]
     clauses = list(zip(cuts, cuts[1:]))  # (start, end) character ranges
     at = next((i for i, (a, b) in enumerate(clauses) if a <= where and end <= b), None)
@@ -144,7 +144,7 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str | None:
         out = text[clauses[lo][0]: clauses[hi][1]]
     # verbatim, lower-case start included: a capitalised "Deal" would be a name the source does not hold
     trimmed = out.strip().lstrip("(").rstrip(",;:–—- ")
-    return trimmed if span.rstrip(".!?;:, ") in trimmed else out.strip()
+    return trimmed if answer in trimmed else out.strip()
 
 
 def _plan_split(by_doc: dict[int, list], docs: list[int], config: DataConfig) -> tuple[set, set, str]:
