@@ -10,8 +10,9 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    (answer-aware question generation, few-shot) within a budget of tries; where it fails the filters, or the budget
    is spent, a cloze question made from the sentence (span → wh-word).
 3. Target = what the runtime system prompt asks for: one short sentence copied from the source that contains the
-   exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence, or a clause
-   window of it when long). It is verified with the citation check against the source it cites.
+   exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence; when longer than
+   `target_words`, a window of its clauses, else of its words ending at the span: answer_sentence). It is verified
+   with the citation check against the source it cites.
 4. Sources: the oracle chunk among 0-4 distractors, hard ones from BM25 and the runtime's hybrid retrieval, never
    one that also contains the span. The oracle stands at a random position ("uniform", the default), or where the
    runtime's hybrid retrieval ranks it for the question ("retrieval": mostly first, as users' answers are). v8
