@@ -110,6 +110,31 @@ def test_retrieval_placement_puts_the_answering_source_where_hybrid_retrieval_ra
     assert len(examples) == 40 and positions[0] >= 20  # mostly first, as at runtime
 
 
+def test_refusal_twins_repeat_an_answering_question_without_its_answering_source(settings, tmp_path):
+    """With `refusal_twins` a not-found example is never a question of its own: it repeats an answering example's
+    question and distractors with the answering source taken away, in the same split, and refusals keep their share."""
+    build_collection(settings, "xq", n_articles=4)
+    collection, embedder = open_collection(settings, "xq")
+    with collection:
+        retriever = Retriever.from_settings(collection, embedder, settings)
+        config = DataConfig("xq", tmp_path / "data", max_examples=60, use_generator=False, p_refusal=0.25,
+                            refusal_twins=True, val_fraction=0.34)
+        card = synthesize(collection, retriever, None, config)
+    splits = {name: read_jsonl(tmp_path / "data" / f"{name}.jsonl") for name in ("train", "val")}
+    total = sum(map(len, splits.values()))
+    assert card.refusals + card.with_oracle == total >= 60 and 0.1 <= card.refusals / total <= 0.4
+    for examples in splits.values():
+        answering = {e["meta"]["question"]: e for e in examples if e["meta"]["oracle_position"] is not None}
+        for refusal in (e for e in examples if e["meta"]["oracle_position"] is None):
+            twin = answering[refusal["meta"]["question"]]  # KeyError: a refusal without its answering twin
+            assert refusal["messages"][-1]["content"] == NOT_FOUND
+            shown = _sources(twin["messages"][1]["content"])
+            del shown[twin["meta"]["oracle_position"] + 1]
+            left = list(_sources(refusal["messages"][1]["content"]).values())
+            assert left == list(shown.values()) or (not shown and len(left) == 1)
+            assert all(refusal["meta"]["answer"] not in text for text in left)
+
+
 class _ScriptedGenerator:
     """Answers the question-writing prompt like a small model might: a statement at temperature 0.2, a question
     made from the fact when sampled hotter."""

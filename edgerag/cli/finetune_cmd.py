@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import BadInputError
 from ..finetune import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES,
-                        ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL, TARGET_WORDS)
+                        ORACLE_POSITION_CHOICES, ORACLE_POSITIONS, P_REFUSAL, REFUSAL_TWINS, TARGET_WORDS)
 from ..logs import route_library_logs
 from .common import (add_collection_flag, add_json_flag, console, err_console, print_event, print_json, progress_bars,
                      settings_from)
@@ -77,6 +77,9 @@ def _data_flags(p) -> None:
     p.add_argument("--p-refusal", type=float, default=P_REFUSAL,
                    help="share of synthetic examples whose sources do not answer (target: the not-found reply; "
                         f"default {P_REFUSAL})")
+    p.add_argument("--refusal-twins", action="store_true", default=REFUSAL_TWINS,
+                   help="make each not-found example the twin of an answering one: the same question with the "
+                        "answering source taken away")
     p.add_argument("--no-generator", action="store_true",
                    help="synthesize extractive (cloze) questions only: faster, no generator calls")
     p.add_argument("--generator-seconds", type=float, default=GENERATOR_SECONDS,
@@ -100,7 +103,7 @@ def _data_options(args) -> dict:
     return dict(max_examples=args.max_examples, use_generator=not args.no_generator, p_refusal=args.p_refusal,
                 generator_seconds=args.generator_seconds, generator_tries=args.generator_tries,
                 oracle_positions=args.oracle_positions, fronted_questions=args.fronted_questions,
-                target_words=args.target_words)
+                target_words=args.target_words, refusal_twins=args.refusal_twins)
 
 
 def _output_flags(p) -> None:

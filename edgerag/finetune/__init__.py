@@ -3,6 +3,12 @@
 Everything here imports torch/transformers/peft lazily (the `train` extra); the runtime path never loads it.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..errors import BadInputError
+
 # Here, not in data.py, so that the CLI's flag defaults do not import the data code at every start-up.
 # Share of examples whose sources do not answer (target: the not-found reply). Measured from the bundled base on
 # SmolLM2-135M / XQuAD-en with today's 25-minute budget (docs/results/xquad-finetune-v6, -v7): 0.2 over 79 steps
@@ -13,6 +19,11 @@ Everything here imports torch/transformers/peft lazily (the `train` extra); the 
 # (5.6%, 4.0%) none (v15), and also refused none of the unanswerable ones (v13 with 0.1 and 12 words: 13%); open
 # retrieval F1 18.7 vs v13's 12.1 (docs/results/xquad-finetune-v14).
 P_REFUSAL = 0.05
+# Refusals as twins: the not-found example repeats the question of an answering example with the answering source
+# taken away (the same distractors), so that the only difference between "answer" and "refuse" is whether a source
+# holds the answer. Unpaired refusals were learnt as a rate, not a judgement: v13 refused 10.7% of answerable and
+# 13% of unanswerable questions (docs/results/xquad-finetune-v14).
+REFUSAL_TWINS = False
 # Generator-written questions read like real ones; cloze questions (the source sentence with the answer blanked)
 # have targets that restate them. Every candidate sentence gets one generator try until GENERATOR_SECONDS are spent,
 # a rejected try falls back to cloze, and MAX_EXAMPLES bounds the set (about what a 25-minute CPU budget trains on:
@@ -50,3 +61,31 @@ MAX_EPOCHS = 1.0
 # (docs/results/xquad-finetune-v9): uniform stays.
 ORACLE_POSITION_CHOICES = ("retrieval", "uniform")
 ORACLE_POSITIONS = "uniform"
+
+
+@dataclass(kw_only=True)
+class SynthesisOptions:
+    """How `finetune data` makes examples: one home for the knobs that data.DataConfig (the synthesis itself) and
+    pipeline.FinetuneOptions (`finetune run`, recorded in its options.json) both carry; the CLI's `_data_flags`."""
+    max_examples: int = MAX_EXAMPLES  # validation (held-out documents) and the gate take theirs from these
+    use_generator: bool = True  # False: no generator calls (fast, deterministic; used by tests)
+    p_refusal: float = P_REFUSAL  # share of examples whose sources do not answer (target: the not-found reply)
+    refusal_twins: bool = REFUSAL_TWINS  # a refusal repeats an answering example's question without its source
+    # Generator questions read like real ones but cost ~0.5 s (idle 2-core CPU) to minutes (a loaded one) each and
+    # ~23% pass the filters: they get a time box, cloze questions do the rest (measured: see GENERATOR_SECONDS).
+    generator_seconds: float = GENERATOR_SECONDS
+    generator_tries: int = GENERATOR_TRIES  # generator questions per candidate before the cloze fallback
+    oracle_positions: str = ORACLE_POSITIONS  # where the answering source stands among the shown ones
+    fronted_questions: bool = FRONTED_QUESTIONS  # who/what/when/where questions by rule first, where allowed
+    target_words: int = TARGET_WORDS  # a longer source sentence is cut to a window this long around the answer
+
+    def __post_init__(self):
+        if self.oracle_positions not in ORACLE_POSITION_CHOICES:
+            raise BadInputError(f"oracle_positions must be one of {', '.join(ORACLE_POSITION_CHOICES)}, "
+                                f"not {self.oracle_positions!r}")
+        if not 0 <= self.p_refusal < 1:
+            raise BadInputError(f"p_refusal must be in [0, 1), not {self.p_refusal}")
+
+    def synthesis_options(self) -> dict:
+        """These fields alone, as keyword arguments for the other class."""
+        return {f.name: getattr(self, f.name) for f in fields(SynthesisOptions)}

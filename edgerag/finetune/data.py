@@ -17,7 +17,8 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    one that also contains the span. The oracle stands at a random position ("uniform", the default), or where the
    runtime's hybrid retrieval ranks it for the question ("retrieval": mostly first, as users' answers are). v8
    (uniform) cited [2]-[4] in half its open-retrieval answers; v9 (retrieval) refused far more (see __init__).
-   A share `p_refusal` of examples shows distractors only and teaches the not-found reply.
+   A share `p_refusal` of examples shows distractors only and teaches the not-found reply; with `refusal_twins`
+   each of them repeats an answering example's question and distractors without the answering source.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
    round-trip retrieval; fronted and cloze round-trip retrieval; duplicate question; target not supported by its source.
 6. Split: by document when the collection has enough documents (validation questions from documents training never
@@ -39,8 +40,7 @@ from pathlib import Path
 from ..errors import BadInputError
 from ..evaluate.metrics import restates
 from ..fileio import write_text_atomic
-from . import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EXAMPLES, ORACLE_POSITION_CHOICES,
-               ORACLE_POSITIONS, P_REFUSAL, TARGET_WORDS)
+from . import SynthesisOptions
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
 from .questions import (CLAUSE_BREAK, cloze_question, fronted_questions, generator_question, normalized,
@@ -50,36 +50,20 @@ MIN_CHUNKS = 2  # an example needs its chunk and at least one distractor
 
 
 @dataclass
-class DataConfig:
+class DataConfig(SynthesisOptions):
+    """A synthesis run: the collection, where the files go, the user-facing knobs (SynthesisOptions) and the ones
+    only tests and benches change."""
     collection: str
     out_dir: Path
-    max_examples: int = MAX_EXAMPLES  # validation (held-out documents) and the gate take theirs from these
     max_distractors: int = 4  # each prompt shows the oracle among 0..max_distractors others
-    p_refusal: float = P_REFUSAL  # share of examples with distractors only (target: the not-found reply)
     spans_per_chunk: int = 6  # sentences used per chunk (one question each)
-    # Generator questions read like real ones but cost ~0.5 s (idle 2-core CPU) to minutes (a loaded one) each and
-    # ~23% pass the filters: they get a time box, cloze questions do the rest (finetune/__init__.py: measured).
-    generator_seconds: float = GENERATOR_SECONDS
-    generator_tries: int = GENERATOR_TRIES  # generator questions per candidate before the cloze fallback
-    target_words: int = TARGET_WORDS  # a longer source sentence is cut to a window this long around the answer
     # Sources cut to ~80 words around the answer (distractors: their first 80 words): on XQuAD-en examples shrink
     # from 3200 to 2400 characters on average (-25% tokens, so ~1.3x more examples per CPU minute); most
     # paragraphs are ~120 words, so the answering sentence and its neighbours stay.
     window_words: int = 80
     roundtrip_k: int = 5
-    # Where the answering source stands among the shown ones: "uniform" = anywhere, "retrieval" = its hybrid rank
-    # for the question (the order the runtime shows). v8 trained uniform and, in open retrieval, cited [2]-[4] in
-    # 50 of 91 answers while retrieval put the answer first in 83 (model-citation precision 49.5%).
-    oracle_positions: str = ORACLE_POSITIONS
     val_fraction: float = 0.1
-    use_generator: bool = True  # False: no generator calls (fast, deterministic; used by tests)
-    fronted_questions: bool = FRONTED_QUESTIONS  # who/what/when/where questions by rule first, where a sentence allows
     seed: int = 0
-
-    def __post_init__(self):
-        if self.oracle_positions not in ORACLE_POSITION_CHOICES:
-            raise BadInputError(f"oracle_positions must be one of {', '.join(ORACLE_POSITION_CHOICES)}, "
-                                f"not {self.oracle_positions!r}")
 
 
 @dataclass
@@ -243,22 +227,23 @@ def synthesize(collection, retriever, generator, config: DataConfig,
         if normalized(question) in seen:
             rejections["duplicate question"] += 1
             continue
-        example, problem = _example(retriever, question, span, sentence, hit, config, rng)
+        made, problem = _example(retriever, question, span, sentence, hit, config, rng)
         if problem:
             rejections[problem] += 1
             continue
         seen.add(normalized(question))
-        meta = example["meta"]
-        meta["origin"] = origin
         sources_used[origin] += 1
-        if meta["oracle_position"] is None:
-            card.refusals += 1
-        else:
-            card.with_oracle += 1
-            restating += restates(example["messages"][-1]["content"], question)
-            positions[f"{meta['oracle_position'] + 1}/{meta['n_sources']}"] += 1
         held_out = hit.doc_id in val_docs or hit.text_id in val_chunks
-        examples["val" if held_out else "train"].append(example)
+        for example in made:
+            meta = example["meta"]
+            meta["origin"] = origin
+            if meta["oracle_position"] is None:
+                card.refusals += 1
+            else:
+                card.with_oracle += 1
+                restating += restates(example["messages"][-1]["content"], question)
+                positions[f"{meta['oracle_position'] + 1}/{meta['n_sources']}"] += 1
+            examples["val" if held_out else "train"].append(example)
         on_event({"event": "example", "done": len(examples["train"]) + len(examples["val"]),
                   "total": config.max_examples, "origin": origin})
 
@@ -318,8 +303,9 @@ def _window(text: str, anchor: str, words: int) -> str:
 
 
 def _example(retriever, question: str, span: str, sentence: str, oracle, config: DataConfig,
-             rng: random.Random) -> tuple[dict | None, str | None]:
-    """One chat in the runtime format, or (None, rejection reason)."""
+             rng: random.Random) -> tuple[list[dict], str | None]:
+    """The chats one question makes in the runtime format (an answering one, a refusal, or with `refusal_twins`
+    an answering one and sometimes its refusal twin), or ([], rejection reason)."""
     depth = config.max_distractors + 4
     hard = [retriever.search(question, depth, mode) for mode in ("bm25", "hybrid")]
     pool, seen = [], {oracle.text_id}
@@ -327,31 +313,37 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
         for h in pair:
             if h.text_id not in seen and span not in h.text:  # a distractor that also answers is no distractor
                 seen.add(h.text_id)
-                pool.append(h.source)
+                pool.append(replace(h.source, text=_window(h.source.text, "", config.window_words)))
     if not pool:
-        return None, "no distractor without the answer"
+        return [], "no distractor without the answer"
     # Sources in the prompt, 1 included: the runtime shows a single source when the relevance gate keeps one, and a
     # model trained on 2-5 only cited "[2]" with one source shown (docs/results/xquad-finetune-v3).
     shown = rng.randint(1, config.max_distractors + 1)
     claim = answer_sentence(sentence, span, config.target_words)
     if claim is None:
-        return None, "answer span not in its sentence"
-    if rng.random() < config.p_refusal:
-        sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[:shown]]
-        position, target = None, NOT_FOUND
-    else:
-        sources = [replace(s, text=_window(s.text, "", config.window_words)) for s in pool[: shown - 1]]
-        rank = next((i for i, h in enumerate(hard[1]) if h.text_id == oracle.text_id), None)
-        position = (min(rank, len(sources)) if config.oracle_positions == "retrieval" and rank is not None
-                    else rng.randrange(len(sources) + 1))
-        sources.insert(position, replace(oracle, text=_window(oracle.text, claim, config.window_words)))
-        target = f"{claim} [{position + 1}]."
-        checked = check_answer(target, [s.text for s in sources])
-        if any(s.unsupported for s in checked) or not any(position + 1 in s.supported_by for s in checked):
-            return None, "target not supported by its source (citation check)"
-    messages = messages_for(question, sources) + [{"role": "assistant", "content": target}]
-    return {"messages": messages, "meta": {"text_id": oracle.text_id, "question": question, "answer": span,
-                                           "oracle_position": position, "n_sources": len(sources)}}, None
+        return [], "answer span not in its sentence"
+    meta = {"text_id": oracle.text_id, "question": question, "answer": span}
+    chat = lambda sources, target, position: {  # noqa: E731
+        "messages": messages_for(question, sources) + [{"role": "assistant", "content": target}],
+        "meta": {**meta, "oracle_position": position, "n_sources": len(sources)}}
+    draw = rng.random()
+    if not config.refusal_twins and draw < config.p_refusal:
+        return [chat(pool[:shown], NOT_FOUND, None)], None
+    distractors = pool[: shown - 1]
+    rank = next((i for i, h in enumerate(hard[1]) if h.text_id == oracle.text_id), None)
+    position = (min(rank, len(distractors)) if config.oracle_positions == "retrieval" and rank is not None
+                else rng.randrange(len(distractors) + 1))
+    sources = distractors[:position] + [replace(oracle, text=_window(oracle.text, claim, config.window_words))] \
+        + distractors[position:]
+    target = f"{claim} [{position + 1}]."
+    checked = check_answer(target, [s.text for s in sources])
+    if any(s.unsupported for s in checked) or not any(position + 1 in s.supported_by for s in checked):
+        return [], "target not supported by its source (citation check)"
+    out = [chat(sources, target, position)]
+    # A twin for a share q of answering examples makes refusals p_refusal of all: q / (1 + q) = p.
+    if config.refusal_twins and draw < config.p_refusal / (1 - config.p_refusal):
+        out.append(chat(distractors or pool[:1], NOT_FOUND, None))
+    return out, None
 
 
 def read_jsonl(path: Path) -> list[dict]:

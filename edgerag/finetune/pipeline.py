@@ -17,15 +17,16 @@ from ..config import Settings
 from ..errors import BadInputError
 from ..evaluate.datasets import QADataset, load_qa_file
 from ..models import ModelStore
-from . import (FRONTED_QUESTIONS, GENERATOR_SECONDS, GENERATOR_TRIES, MAX_EPOCHS, MAX_EXAMPLES, ORACLE_POSITIONS,
-               P_REFUSAL, TARGET_WORDS, run_folder)
+from . import MAX_EPOCHS, SynthesisOptions, run_folder
 from ..fileio import write_text_atomic
 
 Emit = Callable[[dict], None]
 
 
 @dataclass
-class FinetuneOptions:
+class FinetuneOptions(SynthesisOptions):
+    """`finetune train/run`: what to train on, how, and what to do after; with --collection, the synthesis knobs
+    (SynthesisOptions) too."""
     base: str | None = None  # store name of the base generator (default: the active one)
     collection: str | None = None  # synthesize data from this collection ...
     data: Path | None = None  # ... or train on this JSONL (chat messages)
@@ -34,15 +35,6 @@ class FinetuneOptions:
     squad: Path | None = None  # a real QA set the gate also reports (e.g. XQuAD)
     run_dir: Path | None = None
     resume: bool = False
-    # data
-    max_examples: int = MAX_EXAMPLES
-    use_generator: bool = True
-    p_refusal: float = P_REFUSAL
-    generator_seconds: float = GENERATOR_SECONDS
-    generator_tries: int = GENERATOR_TRIES
-    oracle_positions: str = ORACLE_POSITIONS
-    fronted_questions: bool = FRONTED_QUESTIONS
-    target_words: int = TARGET_WORDS
     # training
     bits: int = 0  # 0: the measured default for this machine (train.default_bits)
     rank: int = 16
@@ -235,11 +227,7 @@ def _prepare(settings: Settings, opts: FinetuneOptions, emit: Emit):
             emit({"event": "status", "message": f"synthesizing training data from {opts.collection!r}"})
             started = time.perf_counter()
             card = synthesize_data(settings, opts.collection, data_dir, opts.base, stoppable(emit, "data synthesis"),
-                                   max_examples=opts.max_examples, use_generator=opts.use_generator,
-                                   p_refusal=opts.p_refusal, generator_seconds=opts.generator_seconds,
-                                   generator_tries=opts.generator_tries, oracle_positions=opts.oracle_positions,
-                                   fronted_questions=opts.fronted_questions, target_words=opts.target_words,
-                                   seed=opts.seed)
+                                   **opts.synthesis_options(), seed=opts.seed)
             outcome.timings["data_s"] = round(time.perf_counter() - started, 1)
             emit({"event": "data", "examples": card.examples, "generator_acceptance": card.generator_acceptance,
                   "rejections": card.rejections, "split": card.split, "card": str(data_dir / "data_card.json")})
