@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edgerag.embedtune.data import EmbedDataConfig, near_duplicate, read_examples, synthesize, _shingles
+from edgerag.errors import BadInputError
 from edgerag.models import ModelStore
 from edgerag.retrieve import Retriever
 from edgerag.runtime import open_collection
@@ -320,3 +321,16 @@ def test_embedder_data_makes_only_the_query_types_asked_for_and_names_an_unknown
     with pytest.raises(SystemExit) as exit_:
         main(["embedder", "data", "-c", "xq", "--types", "keywords,questions"])
     assert exit_.value.code == 2 and "unknown query type(s) questions" in capsys.readouterr().err
+
+
+def test_a_run_from_before_an_option_existed_is_refused_by_name_not_as_a_difference(tmp_path):
+    """A new option has no value in an older run's options.json, and its old behaviour may match no value of the
+    new flag: resuming says so, rather than asking for a flag value that cannot make the options equal."""
+    from edgerag.finetune.run_folder import open_run
+
+    old = open_run(tmp_path, tmp_path / "run", {"steps": 2}, resume=False, what="finetuning run")
+    assert open_run(tmp_path, old, {"steps": 2}, resume=True, what="finetuning run") == old
+    with pytest.raises(BadInputError, match=r"older edgerag without the option\(s\) target_words; .* new run"):
+        open_run(tmp_path, old, {"steps": 2, "target_words": 6}, resume=True, what="finetuning run")
+    with pytest.raises(BadInputError, match=r"different: steps"):
+        open_run(tmp_path, old, {"steps": 3}, resume=True, what="finetuning run")
