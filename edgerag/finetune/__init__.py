@@ -22,7 +22,9 @@ P_REFUSAL = 0.05
 # Refusals as twins: the not-found example repeats the question of an answering example with the answering source
 # taken away (the same distractors), so that the only difference between "answer" and "refuse" is whether a source
 # holds the answer. Unpaired refusals were learnt as a rate, not a judgement: v13 refused 10.7% of answerable and
-# 13% of unanswerable questions (docs/results/xquad-finetune-v14).
+# 13% of unanswerable questions (docs/results/xquad-finetune-v14). Twins did not teach the judgement either: v17
+# (v14's recipe, 10% not-found, with twins) refused 12.0% of answerable oracle questions (v14: 19.3), 19% of open ones
+# (35) and 19% of unanswerable ones (40): all fell together (docs/results/xquad-finetune-v17). Off by default.
 REFUSAL_TWINS = False
 # Generator-written questions read like real ones; cloze questions (the source sentence with the answer blanked)
 # have targets that restate them. Every candidate sentence gets one generator try until GENERATOR_SECONDS are spent,
