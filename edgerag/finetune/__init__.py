@@ -32,6 +32,9 @@ REFUSAL_TWINS = False
 # 80 steps x 4). v7 (120 s, 600 examples): the time box ran out after 258 tries, 9% generator questions, and 42% of
 # its answers restated the question; v8 (420 s, 400 examples): every candidate tried in ~3.6 min, 25% generator
 # questions, 19% restated, oracle F1 14.0 -> 18.0 (docs/results/xquad-finetune-v8).
+# 600 examples (one epoch = 132 steps, which the budget fits on an idle CPU) did no better than 400 at one epoch
+# (oracle F1 18.5 vs 20.2, no different) and restated the question in 33% of answers instead of 12%
+# (v18, docs/results/xquad-finetune-v17).
 GENERATOR_SECONDS = 420.0
 MAX_EXAMPLES = 400
 # Generator questions per candidate before the cloze fallback (a retry samples hotter). 2 gave 37% generator questions
