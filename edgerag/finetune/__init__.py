@@ -71,7 +71,8 @@ ORACLE_POSITIONS = "uniform"
 @dataclass(kw_only=True)
 class SynthesisOptions:
     """How `finetune data` makes examples: one home for the knobs that data.DataConfig (the synthesis itself) and
-    pipeline.FinetuneOptions (`finetune run`, recorded in its options.json) both carry; the CLI's `_data_flags`."""
+    pipeline.FinetuneOptions (`finetune run`, recorded in its options.json) both carry, and the CLI's
+    `_data_flags` set."""
     max_examples: int = MAX_EXAMPLES  # validation (held-out documents) and the gate take theirs from these
     use_generator: bool = True  # False: no generator calls (fast, deterministic; used by tests)
     p_refusal: float = P_REFUSAL  # share of examples whose sources do not answer (target: the not-found reply)

@@ -322,10 +322,12 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
     claim = answer_sentence(sentence, span, config.target_words)
     if claim is None:
         return [], "answer span not in its sentence"
-    meta = {"text_id": oracle.text_id, "question": question, "answer": span}
-    chat = lambda sources, target, position: {  # noqa: E731
-        "messages": messages_for(question, sources) + [{"role": "assistant", "content": target}],
-        "meta": {**meta, "oracle_position": position, "n_sources": len(sources)}}
+
+    def chat(sources: list, target: str, position: int | None) -> dict:
+        return {"messages": messages_for(question, sources) + [{"role": "assistant", "content": target}],
+                "meta": {"text_id": oracle.text_id, "question": question, "answer": span,
+                         "oracle_position": position, "n_sources": len(sources)}}
+
     draw = rng.random()
     if not config.refusal_twins and draw < config.p_refusal:
         return [chat(pool[:shown], NOT_FOUND, None)], None

@@ -44,14 +44,13 @@ def open_run(root: Path, run_dir: Path | None, record: dict, resume: bool, what:
             raise BadInputError(f"{run_dir}: not a {what} (no options.json)")
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved != record:
-            changed = sorted(k for k in saved.keys() & record.keys() if saved[k] != record[k])
-            unknown = sorted(record.keys() - saved.keys())
-            if unknown and not changed:
+            changed = sorted(k for k in saved.keys() | record.keys() if saved.get(k) != record.get(k))
+            added = sorted(record.keys() - saved.keys())
+            if added == changed:
                 # Options added since the run started: its old behaviour may match no value of the new flags, so
                 # no flag can make the resume equal.
                 raise BadInputError(f"{run_dir}: started by an older edgerag without the option(s) "
-                                    f"{', '.join(unknown)}; it cannot be resumed: start a new run")
-            changed = sorted(k for k in saved.keys() | record.keys() if saved.get(k) != record.get(k))
+                                    f"{', '.join(added)}; it cannot be resumed: start a new run")
             raise BadInputError(f"{run_dir}: --resume needs the same options as the interrupted run "
                                 f"(different: {', '.join(changed)})")
         return run_dir
