@@ -210,3 +210,34 @@ class _Recording:
 
     def __getattr__(self, name):
         return getattr(self._index, name)
+
+
+def test_connections_that_open_a_store_at_once_each_apply_every_migration_once(tmp_path):
+    """The TUI reads a collection from several worker threads: connections opening the same new (or older) store
+    together must not apply a migration twice ("duplicate column name: heading" in a TUI run)."""
+    import sqlite3
+    import threading
+
+    from edgerag.store.schema import MIGRATIONS, connect
+
+    for attempt in range(5):
+        path = tmp_path / f"store-{attempt}.sqlite"
+        start, errors = threading.Barrier(6), []
+
+        def open_it():
+            start.wait()
+            try:
+                connect(path).close()
+            except sqlite3.Error as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        conn = sqlite3.connect(path)
+        assert [row[0] for row in conn.execute("SELECT id FROM migrations ORDER BY id")] == \
+            list(range(1, len(MIGRATIONS) + 1))
+        conn.close()

@@ -100,6 +100,11 @@ def migrate(conn: sqlite3.Connection) -> None:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read again under the write lock: another connection that opened the same old store at the same
+            # time (the TUI reads a collection from worker threads) may have applied it while this one waited.
+            if conn.execute("SELECT 1 FROM migrations WHERE id = ?", (number,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO migrations VALUES (?, ?)",
