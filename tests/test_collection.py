@@ -214,7 +214,8 @@ class _Recording:
 
 def test_connections_that_open_a_store_at_once_each_apply_every_migration_once(tmp_path):
     """The TUI reads a collection from several worker threads: connections opening the same new (or older) store
-    together must not apply a migration twice ("duplicate column name: heading" in a TUI run)."""
+    together must not apply a migration twice ("duplicate column name: heading" in a TUI run), nor fail to switch
+    a new file to WAL ("database is locked")."""
     import sqlite3
     import threading
 

@@ -10,7 +10,10 @@ reconciled on open; see vectors.py).
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime, timezone
+
+BUSY_SECONDS = 30.0  # how long a connection waits for another one's lock before "database is locked"
 
 MIGRATIONS: list[str] = [
     # 1: documents, texts, chunk occurrences, FTS5 over texts
@@ -83,13 +86,27 @@ MIGRATIONS: list[str] = [
 
 
 def connect(path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)  # explicit BEGIN/COMMIT below
+    conn = sqlite3.connect(str(path), timeout=BUSY_SECONDS, isolation_level=None)  # explicit BEGIN/COMMIT below
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _set_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across process kills
     conn.execute("PRAGMA foreign_keys=ON")
     migrate(conn)
     return conn
+
+
+def _set_wal(conn: sqlite3.Connection, seconds: float = BUSY_SECONDS) -> None:
+    """WAL mode, waiting for other connections: switching a new file's journal mode needs a lock that SQLite's busy
+    timeout does not wait for, so connections opening a new store at once got "database is locked"."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def migrate(conn: sqlite3.Connection) -> None:
