@@ -15,16 +15,14 @@ from pathlib import Path
 
 from _common import DATA
 
+from edgerag.evaluate.datasets import load_squad
 from edgerag.finetune.questions import sentences_of
-
-RIGHT_SENTENCE = "answer's sentence"
 
 
 def contexts(path: Path) -> dict[str, str]:
     """question id -> its paragraph."""
-    return {qa["id"]: paragraph["context"]
-            for article in json.loads(path.read_text(encoding="utf-8"))["data"]
-            for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    squad = load_squad(path)
+    return {item.id: squad.contexts[item.gold[0]].text for item in squad.items}
 
 
 def kind_of_miss(prediction: str, answers: list[str], context: str) -> str:
@@ -34,7 +32,7 @@ def kind_of_miss(prediction: str, answers: list[str], context: str) -> str:
         return "not copied"
     sentences = sentences_of(context)
     holding_answer = [s for s in sentences if any(a in s for a in answers)]
-    return RIGHT_SENTENCE if any(copy in s for s in holding_answer) else "another sentence"
+    return "answer's sentence" if any(copy in s for s in holding_answer) else "another sentence"
 
 
 def main() -> None:
@@ -54,8 +52,9 @@ def main() -> None:
                 continue
             kinds = Counter(kind_of_miss(r["prediction"], r["answers"], paragraph_of[r["item_id"]])
                             for r in mine if not r["contains"] and not r["refusal"])
+            right_sentence = kinds["answer's sentence"]
             print(f"| {run.name} | {system} | {len(mine)} | {sum(r['refusal'] for r in mine):.0f} "
-                  f"| {sum(r['contains'] for r in mine):.0f} | {kinds[RIGHT_SENTENCE]} "
+                  f"| {sum(r['contains'] for r in mine):.0f} | {right_sentence} "
                   f"| {kinds['another sentence']} | {kinds['not copied']} |")
 
 

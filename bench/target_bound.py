@@ -9,10 +9,10 @@ caps F1 (the `--target-words` default comes from this and from training runs: do
 from __future__ import annotations
 
 import argparse
-import json
 
 from _common import DATA
 
+from edgerag.evaluate.datasets import load_squad
 from edgerag.evaluate.metrics import contains_answer, token_f1
 from edgerag.finetune.data import answer_sentence
 from edgerag.finetune.questions import sentences_of
@@ -20,15 +20,13 @@ from edgerag.finetune.questions import sentences_of
 
 def one_sentence_questions(path) -> list[tuple[str, list[str]]]:
     """(the sentence holding the first gold answer, all gold answers) per question."""
+    squad = load_squad(path)
+    sentences = {key: sentences_of(context.text) for key, context in squad.contexts.items()}
     items = []
-    for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
-        for paragraph in article["paragraphs"]:
-            sentences = sentences_of(paragraph["context"])
-            for qa in paragraph["qas"]:
-                golds = [a["text"] for a in qa["answers"]]
-                sentence = next((s for s in sentences if golds[0] in s), None)
-                if sentence:
-                    items.append((sentence, golds))
+    for item in squad.items:
+        sentence = next((s for s in sentences[item.gold[0]] if item.answers[0] in s), None)
+        if sentence:
+            items.append((sentence, item.answers))
     return items
 
 
