@@ -78,6 +78,10 @@ STOPWORDS = frozenset("""a an and are as at be been but by can could did do does
 how i if in into is it its may might not of on or our she so than that the their them there these they this those
 to was we were what when where which who whom why will with would you your also about after before such very
 only other some any more most then out over under up down per via""".split())
+# How a question asks rather than what it asks about ("Can you briefly explain how…"): left out where a question's
+# content is compared with a passage's (the "not found" gate, store/keyword.py `coverage`).
+REQUEST_WORDS = frozenset("""tell explain describe please briefly summarize summarise summary list give show know
+want need help find say says said mean means meant exactly""".split())
 _stemmer = snowballstemmer.stemmer("english")
 
 

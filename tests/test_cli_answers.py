@@ -67,3 +67,28 @@ def test_bad_inputs_are_one_line_errors(demo, tmp_path, capsys):
     shutil.rmtree(demo / "models" / GENERATOR_NAME)
     assert main(["ask", "hello?", "-c", "demo"]) == 1
     _one_line_error(capsys, "generator")
+
+
+def test_the_not_found_gate_refuses_questions_about_what_the_documents_do_not_name(demo):
+    """The gate runs before the model (no generator here): questions the demo documents answer, worded as users
+    word them, reach the model; questions about things they do not name, even on their topics, do not."""
+    from edgerag.config import load_settings
+    from edgerag.generate.answer import AnswerEngine
+    from edgerag.retrieve import Retriever
+    from edgerag.runtime import open_collection
+
+    settings = load_settings()
+    collection, embedder = open_collection(settings, "demo")
+    with collection:
+        engine = AnswerEngine(Retriever.from_settings(collection, embedder, settings), None, settings)
+
+        def passes(question: str) -> bool:
+            return engine.relevant(engine.retrieve(question))
+
+        for question in ("How long does the Aurora K3 warranty last?", "How many grams does the hopper hold?",
+                         "Can you briefly explain how to clean the burrs?", "Who designed the lighthouse?",
+                         "How much is the daily meal allowance in the EU?"):
+            assert passes(question), question
+        for question in ("How long does the Zephyr X9 blender's warranty last?", "Who painted the Mona Lisa?",
+                         "What is the best recipe for banana bread?"):
+            assert not passes(question), question

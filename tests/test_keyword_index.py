@@ -171,3 +171,25 @@ def col_texts(root) -> list[int]:
         return [r[0] for r in col.conn.execute("SELECT id FROM texts")]
     finally:
         col.close()
+
+
+def test_coverage_is_the_share_of_what_the_question_asks_about_that_a_text_mentions(tmp_path):
+    manual = (REPO / "docs" / "samples" / "aurora-k3-manual.md").read_text(encoding="utf-8")
+    sections = [f"Aurora K3. {s}" for s in manual.split("\n## ") if s.strip()]
+    col = Collection.open(tmp_path, "kw", EMBEDDER, create=True)
+    for i, section in enumerate(sections):  # every section names the grinder: "aurora" is in all texts
+        write(col, f"s{i}", section, seed=i)
+    kw = col.keywords
+    warranty = next(s for s in sections if "Warranty" in s)
+    cleaning = next(s for s in sections if "Cleaning" in s)
+    asked = "How long does the Aurora K3 warranty last?"
+    assert kw.coverage(asked, [cleaning, warranty]) == kw.coverage(asked, [warranty])  # the best text counts
+    assert kw.coverage(asked, [warranty]) > kw.coverage(asked, [cleaning]) > 0  # a common term still weighs
+    # how the question asks is not what it asks about
+    assert kw.coverage("Can you briefly explain the Aurora K3 warranty, please?", [warranty]) == \
+        kw.coverage("the Aurora K3 warranty", [warranty])
+    # a name no text mentions weighs most: the same question about another product is mostly not covered
+    assert kw.coverage("How long does the Zephyr X9 warranty last?", [warranty]) < 0.4 < kw.coverage(asked, [warranty])
+    assert kw.coverage("How does it work?", [warranty]) == 1.0  # no content words: nothing to judge by
+    assert kw.coverage(asked, []) == 0.0
+    col.close()

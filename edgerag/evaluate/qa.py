@@ -340,7 +340,8 @@ def run_qa_eval(settings: Settings, config: QAConfig, resume: Path | None = None
                   "mode": mode, "top_k": top_k, "temperature": settings.temperature,
                   "max_tokens": settings.max_tokens, "resamples": config.resamples,
                   "chunking": {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},
-                  "context_tokens": settings.context_tokens, "min_relevance": settings.min_relevance}
+                  "context_tokens": settings.context_tokens, "min_relevance": settings.min_relevance,
+                  "min_coverage": settings.min_coverage}
     run = RunDir.resume(resume, run_config, IDENTITY) if resume else \
         RunDir.create(settings.runs_dir, config.name or f"qa-{dataset.name}-{config.condition}", run_config)
     on_event(EvalEvent("run", info=str(run.path)))

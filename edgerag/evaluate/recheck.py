@@ -69,7 +69,8 @@ def recheck_qa_run(settings: Settings, run_dir: Path, name: str | None = None,
     settings = replace(settings, temperature=config["temperature"], max_tokens=config["max_tokens"],
                        chunk_tokens=config["chunking"]["chunk_tokens"],
                        chunk_overlap=config["chunking"]["chunk_overlap"],
-                       context_tokens=config["context_tokens"], min_relevance=config["min_relevance"])
+                       context_tokens=config["context_tokens"], min_relevance=config["min_relevance"],
+                       min_coverage=config.get("min_coverage", 0.0))  # runs from before the coverage test had none
     specs = [GeneratorSpec(**s) for s in config["systems"]]
     items = {item.id: item for item in dataset.items}
     embedder = load_active_embedder(settings)

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import BadInputError
 from ..retrieve import Hit, Retriever
 from ..retrieve.context import assemble
+from ..store.keyword import indexed_words
 from .citations import CheckedSentence, best_passage, check_answer, strip_markers
 from .prompts import NOT_FOUND, SYSTEM_PROMPT, messages_for, source_label, user_message
 
@@ -123,18 +124,32 @@ class AnswerEngine:
         self.mode = mode or settings.retrieve_mode
         self.top_k = top_k or settings.top_k
         self.order = order
+        self._query, self._qvec = None, None  # the last query retrieved, and its embedding
 
     # -- retrieval -----------------------------------------------------------------------------------------
     def relevant(self, hits: list[Hit], query: str | None = None) -> bool:
-        """The "not found" gate: is the hit closest to the query (embedding cosine) at least `min_relevance`?
-        `query` defaults to the last one retrieved. BM25 mode has no similarity to judge by: always relevant.
-        The evaluation's unanswerable condition asks this too, about passages it chose itself."""
+        """The "not found" gate, before the model runs: the sources are relevant when the hit closest to the query
+        has an embedding cosine of at least `min_relevance` (BM25 mode has no similarity: that test passes) and
+        the best of them mentions at least `min_coverage` of what the query asks about (keyword.coverage: a
+        question about a name or thing no source mentions is not answered from whatever shares its topic).
+        `query` defaults to the last one retrieved. The evaluation's unanswerable condition asks this too, about
+        passages it chose itself."""
         if not hits:
             return False
-        if self.mode == "bm25":
-            return True
-        qvec = self._qvec if query is None else self.retriever.embedder.embed_one(query)
-        return self._best_similarity(hits, qvec) >= self.settings.min_relevance
+        query = self._query if query is None else query
+        if self.mode != "bm25" and self.similarity(hits, query) < self.settings.min_relevance:
+            return False
+        return self.settings.min_coverage <= 0 or self.coverage(hits, query) >= self.settings.min_coverage
+
+    def similarity(self, hits: list[Hit], query: str) -> float:
+        """The best embedding cosine between the query and the hits."""
+        reuse = query == self._query and self._qvec is not None  # the retrieval just embedded it
+        return self._best_similarity(hits, self._qvec if reuse else self.retriever.embedder.embed_one(query))
+
+    def coverage(self, hits: list[Hit], query: str) -> float:
+        """The share of what the query asks about that the best hit mentions (heading included)."""
+        shown = [indexed_words(h.source.heading, h.text) for h in hits]
+        return self.retriever.collection.keywords.coverage(query, shown)
 
     def _best_similarity(self, hits: list[Hit], qvec) -> float:
         scores = [h.dense for h in hits if h.dense is not None]
@@ -148,7 +163,7 @@ class AnswerEngine:
         return float(max(scores))
 
     def retrieve(self, query: str) -> list[Hit]:
-        self._qvec = self.retriever.embedder.embed_one(query)
+        self._query, self._qvec = query, self.retriever.embedder.embed_one(query)
         return self.retriever.search(query, k=self.top_k, mode=self.mode)
 
     # -- answering -----------------------------------------------------------------------------------------

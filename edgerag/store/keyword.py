@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..text import REQUEST_WORDS, STOPWORDS
+
 KEYWORDS_FILE = "keywords.bm25"
 FORMAT = 1  # bump when tokenisation or scoring changes: a file of another format is rebuilt
 K1, B = 1.2, 0.75  # FTS5's bm25() constants
@@ -124,6 +126,29 @@ class KeywordIndex:
             found = found[np.argpartition(-scores[found], k - 1)[:k]]
         found = found[np.lexsort((self.ids[found], -scores[found]))]  # ties: lower id first, as FTS5's scan
         return [(int(self.ids[r]), float(scores[r])) for r in found]
+
+    def coverage(self, query: str, texts: Iterable[str]) -> float:
+        """How much of what the query asks about the best of `texts` mentions: the idf-weighted share of the
+        query's content terms (stopwords and request words like "explain" left out) found in that text, 0-1.
+        idf is Lucene's, ln(1 + (N - n + 0.5) / (n + 0.5)), positive for every term (FTS5's floors a term in over
+        half the texts at ~0, which in a small collection would weigh its main subject as nothing). A term the
+        collection never uses counts only when written as a name or number ("Zephyr", "X9", "1999"): a question
+        about something the documents do not name is the clearest "not found", while an ordinary word they do
+        not use ("How long does it last?") is more often the asker's wording than a missing subject.
+        1.0 for a query without such terms, which gives nothing to judge by."""
+        asked = [w for w in dict.fromkeys(_TOKEN.findall(query)) if w.lower() not in STOPWORDS and
+                 w.lower() not in REQUEST_WORDS and (len(w) > 1 or w.isdigit())]
+        terms = [(w, t) for w in asked for t in tokenize(w)]
+        named = {t for w, t in terms if w[0].isupper() or not w.isalpha()}
+        n = len(self.ids)
+        _, _, indptr = self._score_matrix()
+        df = {t: int(indptr[self.vocab[t] + 1] - indptr[self.vocab[t]]) if t in self.vocab else 0 for _, t in terms}
+        weight = {t: float(np.log1p((n - k + 0.5) / (k + 0.5))) for t, k in df.items() if k or t in named}
+        total = sum(weight.values())
+        if not total:
+            return 1.0
+        return max((sum(w for t, w in weight.items() if t in set(tokenize(text))) / total for text in texts),
+                   default=0.0)
 
     def _score_matrix(self):
         if self.scores is None:
