@@ -108,12 +108,12 @@ class Settings:
     # Best dense cosine below this means "not found in your documents" without asking the model. Measured with
     # MiniLM on XQuAD: 1% of real questions score below 0.31; 7 of 10 off-topic questions do.
     min_relevance: float = 0.30
-    # ... or when the best passage shown mentions less than this share of what the question asks about (its content
-    # words, idf-weighted: store/keyword.py `coverage`). 0 turns the test off. bench/answerability.py chose 0.30 as the
-    # largest that adds at most 5 points of refusals of answerable questions on half of XQuAD-en's questions and on
-    # NFCorpus's queries (9.6% -> 13.9%: short titles against abstracts). On the other XQuAD half the gate now refuses
-    # 51.9% of questions whose answer was taken out of the sources (cosine alone: 27.5%) and 3.5% of answerable ones
-    # (3.4%); HotpotQA: 10% (4%) and 0% (0%). 0.45 would refuse 77% and 7%, but 25% of NFCorpus's queries.
+    # ... or when no sentence of the sources mentions this share of what the question asks about (its content words,
+    # idf-weighted: AnswerEngine.coverage). 0 turns the test off. bench/answerability.py chose 0.30 as the largest that
+    # adds at most 5 points of refusals of answerable questions on half of XQuAD-en's questions and on NFCorpus's
+    # queries (9.6% -> 14.6%: short titles against abstracts). On the other XQuAD half the gate now refuses 62.4% of
+    # questions whose answer was taken out of the sources (similarity alone: 27.5%) and 3.7% of answerable ones
+    # (3.4%); HotpotQA: 18% (4%) and 0% (0%). 0.40 would refuse 80% and 8%, but 24% of NFCorpus's queries.
     min_coverage: float = 0.30
     # Generation.
     context_tokens: int = 2048

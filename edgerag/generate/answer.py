@@ -16,6 +16,7 @@ from ..errors import BadInputError
 from ..retrieve import Hit, Retriever
 from ..retrieve.context import assemble
 from ..store.keyword import indexed_words
+from ..text import split_sentences
 from .citations import CheckedSentence, best_passage, check_answer, strip_markers
 from .prompts import NOT_FOUND, SYSTEM_PROMPT, messages_for, source_label, user_message
 
@@ -147,8 +148,11 @@ class AnswerEngine:
         return self._best_similarity(hits, self._qvec if reuse else self.retriever.embedder.embed_one(query))
 
     def coverage(self, hits: list[Hit], query: str) -> float:
-        """The share of what the query asks about that the best hit mentions (heading included)."""
-        shown = [indexed_words(h.source.heading, h.text) for h in hits]
+        """The share of what the query asks about that the best sentence of the hits mentions (with its heading).
+        A sentence, not a whole passage: passages on the question's topic share its words spread over several
+        sentences, the one that answers usually holds most of them in one. At 0.30 on XQuAD-en the sentence test
+        refused 62.4% of unanswerable questions, the same test on whole passages 51.9% (docs/results/answerability)."""
+        shown = [indexed_words(h.source.heading, sentence) for h in hits for sentence in split_sentences(h.text)]
         return self.retriever.collection.keywords.coverage(query, shown)
 
     def _best_similarity(self, hits: list[Hit], qvec) -> float:
