@@ -38,7 +38,7 @@ THRESHOLDS = [round(0.05 * i, 2) for i in range(0, 17)]
 def features(engine, question: str, hits) -> tuple[float, float]:
     """(best cosine, coverage) of the shown passages, as the gate (AnswerEngine.relevant) computes them; (-1, 0)
     when nothing is shown."""
-    return (engine.similarity(hits, question), engine.coverage(hits, question)) if hits else (-1.0, 0.0)
+    return (engine.similarity(hits, question), engine.coverage(hits, question).share) if hits else (-1.0, 0.0)
 
 
 def open_engine(settings, name: str, contexts):

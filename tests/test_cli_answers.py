@@ -92,3 +92,13 @@ def test_the_not_found_gate_refuses_questions_about_what_the_documents_do_not_na
         for question in ("How long does the Zephyr X9 blender's warranty last?", "Who painted the Mona Lisa?",
                          "What is the best recipe for banana bread?"):
             assert not passes(question), question
+        reason = engine.not_found_reason(engine.retrieve("How long does the Zephyr X9 blender's warranty last?"))
+        assert "“Zephyr”" in reason and "“X9”" in reason and "min_coverage" in reason
+
+
+def test_ask_says_why_nothing_was_found(demo, capsys):
+    """The gate answers before the model runs (it is loaded, not asked)."""
+    capsys.readouterr()
+    assert main(["ask", "Who painted the Mona Lisa?", "-c", "demo", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["not_found"] and answer["not_found_reason"] and not answer["sources"]

@@ -101,7 +101,8 @@ def _print_answer(answer) -> None:
         if answer.sources:
             console.print("[yellow]The model found no answer in the sources it was given.[/]")
         else:
-            console.print("[yellow]Nothing relevant enough was found in your documents.[/]")
+            console.print(f"[yellow]Nothing relevant enough was found in your documents: "
+                          f"{escape(answer.not_found_reason or 'no passage matches the question')}.[/]")
         return
     if answer.citations:
         console.print("[bold]Sources[/]")

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import BadInputError
 from ..retrieve import Hit, Retriever
 from ..retrieve.context import assemble
-from ..store.keyword import indexed_words
+from ..store.keyword import Coverage, indexed_words
 from ..text import split_sentences
 from .citations import CheckedSentence, best_passage, check_answer, strip_markers
 from .prompts import NOT_FOUND, SYSTEM_PROMPT, messages_for, source_label, user_message
@@ -58,6 +58,7 @@ class Answer:
     sentences: list[CheckedSentence] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)  # only the sources the answer cites
     not_found: bool = False  # retrieval found nothing relevant, or the model said the documents lack it
+    not_found_reason: str = ""  # why the not-found gate answered without asking the model ("" when it did not)
     interrupted: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     # every source in the model's context, by number: a chat's earlier turns' too; empty = `sources`
@@ -129,25 +130,34 @@ class AnswerEngine:
 
     # -- retrieval -----------------------------------------------------------------------------------------
     def relevant(self, hits: list[Hit], query: str | None = None) -> bool:
-        """The "not found" gate, before the model runs: the sources are relevant when the hit closest to the query
-        has an embedding cosine of at least `min_relevance` (BM25 mode has no similarity: that test passes) and
-        the best of them mentions at least `min_coverage` of what the query asks about (keyword.coverage: a
-        question about a name or thing no source mentions is not answered from whatever shares its topic).
+        """The "not found" gate, before the model runs (see not_found_reason)."""
+        return self.not_found_reason(hits, query) is None
+
+    def not_found_reason(self, hits: list[Hit], query: str | None = None) -> str | None:
+        """Why the sources cannot answer, for the user; None when they may. They may when the hit closest to the
+        query has an embedding cosine of at least `min_relevance` (BM25 mode has no similarity: that test passes)
+        and the best of their sentences mentions at least `min_coverage` of what the query asks about (coverage:
+        a question about a name or thing no source mentions is not answered from whatever shares its topic).
         `query` defaults to the last one retrieved. The evaluation's unanswerable condition asks this too, about
         passages it chose itself."""
         if not hits:
-            return False
+            return "no passage matches the question"
         query = self._query if query is None else query
-        if self.mode != "bm25" and self.similarity(hits, query) < self.settings.min_relevance:
-            return False
-        return self.settings.min_coverage <= 0 or self.coverage(hits, query) >= self.settings.min_coverage
+        if self.mode != "bm25" and (similarity := self.similarity(hits, query)) < self.settings.min_relevance:
+            return f"the closest passage is about something else (similarity {similarity:.2f}, below " \
+                   f"min_relevance {self.settings.min_relevance:.2f})"
+        if self.settings.min_coverage > 0 and (found := self.coverage(hits, query)).share < self.settings.min_coverage:
+            lacks = ", ".join(f"“{w}”" for w in found.missing[:4])
+            return f"the passages found mention too little of the question (the closest sentence lacks {lacks}; " \
+                   f"coverage {found.share:.2f}, below min_coverage {self.settings.min_coverage:.2f})"
+        return None
 
     def similarity(self, hits: list[Hit], query: str) -> float:
         """The best embedding cosine between the query and the hits."""
         reuse = query == self._query and self._qvec is not None  # the retrieval just embedded it
         return self._best_similarity(hits, self._qvec if reuse else self.retriever.embedder.embed_one(query))
 
-    def coverage(self, hits: list[Hit], query: str) -> float:
+    def coverage(self, hits: list[Hit], query: str) -> Coverage:
         """The share of what the query asks about that the best sentence of the hits mentions (with its heading).
         A sentence, not a whole passage: passages on the question's topic share its words spread over several
         sentences, the one that answers usually holds most of them in one. At 0.30 on XQuAD-en the sentence test
@@ -194,8 +204,8 @@ class AnswerEngine:
                                 f"{self.generator.n_ctx}-token context; shorten it or start a new chat")
         hits = sources_override if sources_override is not None else self.retrieve(query)
         t_retrieve = time.perf_counter() - t0
-        if sources_override is None and not self.relevant(hits):
-            answer = Answer(question, query, NOT_FOUND, [], not_found=True,
+        if sources_override is None and (reason := self.not_found_reason(hits)):
+            answer = Answer(question, query, NOT_FOUND, [], not_found=True, not_found_reason=reason,
                             timings={"retrieve_s": t_retrieve, "total_s": time.perf_counter() - t0})
             on_token(NOT_FOUND)
             return answer

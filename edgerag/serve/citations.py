@@ -63,6 +63,7 @@ def answer_extras(answer) -> dict:
         "citations": [citation_json(c) for c in answer.citations],
         "edgerag": {
             "not_found": answer.not_found,
+            "not_found_reason": answer.not_found_reason,
             "grounded": answer.grounded,
             "flagged": [sentence_json(s) for s in answer.sentences if s.unsupported],
             "interrupted": answer.interrupted,

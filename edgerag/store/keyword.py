@@ -26,6 +26,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,13 @@ def indexed_words(heading: str | None, text: str) -> str:
     return f"{heading}\n{text}" if heading else text
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """KeywordIndex.coverage's answer."""
+    share: float  # 0-1: the weighted share of the query's terms the best text mentions
+    missing: tuple[str, ...]  # the query's words (as written) that text does not mention, heaviest first
+
+
 class KeywordIndex:
     """BM25 over the collection's texts; labels are `texts.id`. `conn` is the collection's SQLite connection."""
 
@@ -127,7 +135,7 @@ class KeywordIndex:
         found = found[np.lexsort((self.ids[found], -scores[found]))]  # ties: lower id first, as FTS5's scan
         return [(int(self.ids[r]), float(scores[r])) for r in found]
 
-    def coverage(self, query: str, texts: Iterable[str]) -> float:
+    def coverage(self, query: str, texts: Iterable[str]) -> Coverage:
         """How much of what the query asks about the best of `texts` mentions: the idf-weighted share of the
         query's content terms (stopwords and request words like "explain" left out) found in that text, 0-1.
         idf is Lucene's, ln(1 + (N - n + 0.5) / (n + 0.5)), positive for every term (FTS5's floors a term in over
@@ -135,20 +143,35 @@ class KeywordIndex:
         collection never uses counts only when written as a name or number ("Zephyr", "X9", "1999"): a question
         about something the documents do not name is the clearest "not found", while an ordinary word they do
         not use ("How long does it last?") is more often the asker's wording than a missing subject.
-        1.0 for a query without such terms, which gives nothing to judge by."""
+        Share 1.0 for a query without such terms, which gives nothing to judge by."""
+        weights = self._asked(query)
+        total = sum(w for w, _ in weights.values())
+        if not total:
+            return Coverage(1.0, ())
+        best, best_terms = -1.0, set()
+        for text in texts:
+            terms = set(tokenize(text))
+            share = sum(w for t, (w, _) in weights.items() if t in terms) / total
+            if share > best:
+                best, best_terms = share, terms
+        if best < 0:
+            return Coverage(0.0, tuple(surface for _, surface in sorted(weights.values(), reverse=True)))
+        missing = sorted((w, surface) for t, (w, surface) in weights.items() if t not in best_terms)
+        return Coverage(best, tuple(surface for _, surface in reversed(missing)))
+
+    def _asked(self, query: str) -> dict[str, tuple[float, str]]:
+        """The query's weighted terms: stem -> (idf weight, the word as written)."""
         asked = [w for w in dict.fromkeys(_TOKEN.findall(query)) if w.lower() not in STOPWORDS and
                  w.lower() not in REQUEST_WORDS and (len(w) > 1 or w.isdigit())]
-        terms = [(w, t) for w in asked for t in tokenize(w)]
-        named = {t for w, t in terms if w[0].isupper() or not w.isalpha()}
         n = len(self.ids)
         _, _, indptr = self._score_matrix()
-        df = {t: int(indptr[self.vocab[t] + 1] - indptr[self.vocab[t]]) if t in self.vocab else 0 for _, t in terms}
-        weight = {t: float(np.log1p((n - k + 0.5) / (k + 0.5))) for t, k in df.items() if k or t in named}
-        total = sum(weight.values())
-        if not total:
-            return 1.0
-        return max((sum(w for t, w in weight.items() if t in set(tokenize(text))) / total for text in texts),
-                   default=0.0)
+        out: dict[str, tuple[float, str]] = {}
+        for word in asked:
+            for term in tokenize(word):
+                df = int(indptr[self.vocab[term] + 1] - indptr[self.vocab[term]]) if term in self.vocab else 0
+                if df or word[0].isupper() or not word.isalpha():
+                    out.setdefault(term, (float(np.log1p((n - df + 0.5) / (df + 0.5))), word))
+        return out
 
     def _score_matrix(self):
         if self.scores is None:

@@ -47,9 +47,9 @@ class AnswerView(Static, can_focus=True):
 
 def render_answer(answer) -> Text:
     if answer.not_found:
+        why = answer.not_found_reason or "no passage in this collection answers it"
         return Text.assemble((answer.text or "Not found in your documents.", "italic"), "\n",
-                             ("no passage in this collection answers it; try other words or another collection",
-                              "dim"))
+                             (f"{why}; try other words or another collection", "dim"))
     body = Text(answer.text)
     flagged = answer.flagged
     for sentence in flagged:
