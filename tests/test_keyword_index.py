@@ -195,4 +195,7 @@ def test_coverage_is_the_share_of_what_the_question_asks_about_that_a_text_menti
     assert other.share < 0.4 < share["warranty"] and set(other.missing) == {"Zephyr", "X9"}
     assert kw.coverage("How does it work?", [warranty]).share == 1.0  # no content words: nothing to judge by
     assert kw.coverage(asked, []).share == 0.0
+    # a capital that opens the question is no name: "Name" is an ordinary word the documents do not use
+    assert kw.coverage("Name the grinder's warranty period", [warranty]).share == 1.0
+    assert kw.coverage("Zephyr warranty?", [warranty]).missing == ()  # unknown and opening: not counted either
     col.close()

@@ -161,15 +161,18 @@ class KeywordIndex:
 
     def _asked(self, query: str) -> dict[str, tuple[float, str]]:
         """The query's weighted terms: stem -> (idf weight, the word as written)."""
-        asked = [w for w in dict.fromkeys(_TOKEN.findall(query)) if w.lower() not in STOPWORDS and
-                 w.lower() not in REQUEST_WORDS and (len(w) > 1 or w.isdigit())]
         n = len(self.ids)
         _, _, indptr = self._score_matrix()
         out: dict[str, tuple[float, str]] = {}
-        for word in asked:
+        for match in _TOKEN.finditer(query):
+            word = match.group(0)
+            if word.lower() in STOPWORDS or word.lower() in REQUEST_WORDS or (len(word) < 2 and not word.isdigit()):
+                continue
+            opens_sentence = not query[:match.start()].strip() or query[:match.start()].rstrip()[-1] in ".!?:"
+            named = not word.isalpha() or (word[0].isupper() and not opens_sentence)  # "Name the…" is no name
             for term in tokenize(word):
                 df = int(indptr[self.vocab[term] + 1] - indptr[self.vocab[term]]) if term in self.vocab else 0
-                if df or word[0].isupper() or not word.isalpha():
+                if df or named:
                     out.setdefault(term, (float(np.log1p((n - df + 0.5) / (df + 0.5))), word))
         return out
 
