@@ -111,9 +111,9 @@ class Settings:
     # ... or when no sentence of the sources mentions this share of what the question asks about (its content words,
     # idf-weighted: AnswerEngine.coverage). 0 turns the test off. bench/answerability.py chose 0.30 as the largest that
     # adds at most 5 points of refusals of answerable questions on half of XQuAD-en's questions and on NFCorpus's
-    # queries (9.6% -> 14.6%: short titles against abstracts). On the other XQuAD half the gate now refuses 62.4% of
-    # questions whose answer was taken out of the sources (similarity alone: 27.5%) and 3.7% of answerable ones
-    # (3.4%); HotpotQA: 18% (4%) and 0% (0%). 0.40 would refuse 80% and 8%, but 24% of NFCorpus's queries.
+    # queries (9.6% -> 13.3%: short titles against abstracts). On the other XQuAD half the gate now refuses 62.1% of
+    # questions whose answer was taken out of the sources (similarity alone: 27.5%) and 3.5% of answerable ones
+    # (3.4%); HotpotQA: 18% (4%) and 0% (0%). 0.40 would refuse 79% and 8%, but 23% of NFCorpus's queries.
     min_coverage: float = 0.30
     # Generation.
     context_tokens: int = 2048

@@ -161,7 +161,7 @@ class AnswerEngine:
         """The share of what the query asks about that the best sentence of the hits mentions (with its heading).
         A sentence, not a whole passage: passages on the question's topic share its words spread over several
         sentences, the one that answers usually holds most of them in one. At 0.30 on XQuAD-en the sentence test
-        refused 62.4% of unanswerable questions, the same test on whole passages 51.9% (docs/results/answerability)."""
+        refused 62.1% of unanswerable questions, the same test on whole passages 51.9% (docs/results/answerability)."""
         shown = [indexed_words(h.source.heading, sentence) for h in hits for sentence in split_sentences(h.text)]
         return self.retriever.collection.keywords.coverage(query, shown)
 
