@@ -22,11 +22,11 @@ No generator runs: this is the gate alone. `edgerag eval qa` reports the gate an
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from _common import DATA, bench_home
 
+from edgerag.cli.common import progress_bars
 from edgerag.config import load_settings
 from edgerag.evaluate.corpus import scratch_collection
 from edgerag.evaluate.datasets import QADataset, load_beir, load_hotpot, load_squad
@@ -55,14 +55,14 @@ def qa_features(settings, dataset: QADataset) -> list[dict]:
     """One row per question: its article (for the split) and the gate's inputs in both conditions."""
     collection, engine = open_engine(settings, dataset.name, dataset.contexts.values())
     rows = []
-    with collection:
-        for i, item in enumerate(dataset.items):
+    with collection, progress_bars() as bars:
+        task = bars.add_task(dataset.name, total=len(dataset.items), info="")
+        for item in dataset.items:
+            bars.advance(task)
             shown = engine.retriever.search(item.question, k=engine.top_k, mode=engine.mode)
             wrong, _ = wrong_hits(engine.retriever, item, engine.mode, engine.top_k)
             rows.append({"group": item.gold[0].rsplit("-", 1)[0], "answerable": features(engine, item.question, shown),
                          "unanswerable": features(engine, item.question, wrong) if wrong else None})
-            if i % 100 == 0:
-                print(f"  {dataset.name}: {i}/{len(dataset.items)}", file=sys.stderr)
     return rows
 
 
@@ -137,9 +137,14 @@ def main() -> None:
 def beir_features(settings, beir) -> list[dict]:
     """Open retrieval for every query of a BEIR set: all have relevant documents, so none should be refused."""
     collection, engine = open_engine(settings, beir.name, beir.corpus.values())
-    with collection:
-        return [{"answerable": features(engine, q, engine.retriever.search(q, k=engine.top_k, mode=engine.mode)),
-                 "unanswerable": None} for q in beir.queries.values()]
+    rows = []
+    with collection, progress_bars() as bars:
+        task = bars.add_task(beir.name, total=len(beir.queries), info="")
+        for query in beir.queries.values():
+            bars.advance(task)
+            shown = engine.retriever.search(query, k=engine.top_k, mode=engine.mode)
+            rows.append({"answerable": features(engine, query, shown), "unanswerable": None})
+    return rows
 
 if __name__ == "__main__":
     main()
