@@ -39,7 +39,10 @@ GENERATOR_SECONDS = 420.0
 MAX_EXAMPLES = 400
 # Generator questions per candidate before the cloze fallback (a retry samples hotter). 2 gave 37% generator questions
 # instead of 25% on XQuAD-en; trained on (v10, 117 steps) it refused 18.7% of answerable oracle questions against
-# v8's 5.3 (80 steps), not yet separated from the steps (docs/results/xquad-finetune-v9), so 1 stays.
+# v8's 5.3 (80 steps), not yet separated from the steps (docs/results/xquad-finetune-v9), so 1 stays. At one epoch
+# (v20: 37% generator questions against v16's 23%, the defaults otherwise) oracle F1 fell 20.2 -> 15.2 (-5.0
+# [-9.0, -0.8]) and 29% of answers restated the question instead of 12%, though no more of its targets restated
+# their question (docs/results/xquad-finetune-v17).
 GENERATOR_TRIES = 1
 # Fronted who/what/when/where questions made by rule (questions.py) before the generator's and cloze ones. They did
 # not help: with them (45 of 400 questions) the model still refused 8 of 13 oracle "who" questions at 120 steps, and
