@@ -59,7 +59,7 @@ def qa_features(settings, dataset: QADataset) -> list[dict]:
         task = bars.add_task(dataset.name, total=len(dataset.items), info="")
         for item in dataset.items:
             bars.advance(task)
-            shown = engine.retriever.search(item.question, k=engine.top_k, mode=engine.mode)
+            shown = engine.retrieve(item.question)  # as `ask` retrieves; the gate reuses its query embedding
             wrong, _ = wrong_hits(engine.retriever, item, engine.mode, engine.top_k)
             rows.append({"group": item.gold[0].rsplit("-", 1)[0], "answerable": features(engine, item.question, shown),
                          "unanswerable": features(engine, item.question, wrong) if wrong else None})
@@ -142,7 +142,7 @@ def beir_features(settings, beir) -> list[dict]:
         task = bars.add_task(beir.name, total=len(beir.queries), info="")
         for query in beir.queries.values():
             bars.advance(task)
-            shown = engine.retriever.search(query, k=engine.top_k, mode=engine.mode)
+            shown = engine.retrieve(query)
             rows.append({"answerable": features(engine, query, shown), "unanswerable": None})
     return rows
 

@@ -168,7 +168,8 @@ class KeywordIndex:
             word = match.group(0)
             if word.lower() in STOPWORDS or word.lower() in REQUEST_WORDS or (len(word) < 2 and not word.isdigit()):
                 continue
-            opens_sentence = not query[:match.start()].strip() or query[:match.start()].rstrip()[-1] in ".!?:"
+            before = query[:match.start()].rstrip()
+            opens_sentence = not before or before[-1] in ".!?:"
             named = not word.isalpha() or (word[0].isupper() and not opens_sentence)  # "Name the…" is no name
             for term in tokenize(word):
                 df = int(indptr[self.vocab[term] + 1] - indptr[self.vocab[term]]) if term in self.vocab else 0
