@@ -34,6 +34,8 @@ def test_markers_and_sentences():
 @pytest.mark.parametrize("written, numbers", [
     ("[1][2]", [1, 2]), ("[1-3]", [1, 2, 3]), ("[1–3]", [1, 2, 3]), ("[1, 2]", [1, 2]), ("[1; 3]", [1, 3]),
     ("[ 2 ]", [2]), ("[1-3, 5]", [1, 2, 3, 5]), ("[1-500]", [1, 500]), ("[3][3]", [3]),
+    # a bracketed date a small model wrote (it crashed the answer pipeline), and a chained range
+    ("[3-03-24]", [3, 24]), ("[1-2-3]", [1, 2, 3]),
 ])
 def test_marker_forms(written, numbers):
     assert markers(f"The hopper holds 250 grams {written}.") == numbers

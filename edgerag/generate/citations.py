@@ -65,11 +65,11 @@ def markers(sentence: str) -> list[int]:
     found: list[int] = []
     for group in _MARKER.findall(sentence):
         for part in re.split(r"\s*(?:[,;]|and)\s*", group):
-            lo, _, hi = re.sub(r"\s", "", part).replace("–", "-").partition("-")
-            if hi and int(lo) <= int(hi) and int(hi) - int(lo) < MAX_RANGE:
-                found.extend(range(int(lo), int(hi) + 1))
-            else:
-                found.extend(int(n) for n in (lo, hi) if n)
+            numbers = [int(n) for n in re.sub(r"\s", "", part).replace("–", "-").split("-") if n]
+            if len(numbers) == 2 and numbers[0] <= numbers[1] and numbers[1] - numbers[0] < MAX_RANGE:
+                found.extend(range(numbers[0], numbers[1] + 1))
+            else:  # a lone number, or what only looks like a range ("[3-03-24]" from a date): each number
+                found.extend(numbers)
     return list(dict.fromkeys(found))
 
 
