@@ -55,7 +55,7 @@ ANSWER_METRICS = {"em": True, "f1": True, "contains": True, "refusal": False, "m
 UNANSWERABLE_METRICS = {"refusal": True, "pipeline_refusal": True, "contains": None, "answer_words": None,
                         "tokens_per_s": True}
 IDENTITY = ("kind", "source", "dataset_sha", "condition", "systems", "limit", "seed", "mode", "top_k",
-            "temperature", "max_tokens", "chunking")
+            "temperature", "max_tokens", "chunking", "context_tokens", "min_relevance", "min_coverage", "focus_words")
 YES_NO = {"yes", "no"}
 
 
@@ -105,12 +105,13 @@ def dataset_sha(dataset: QADataset) -> str:
 
 
 # -- one question ------------------------------------------------------------------------------------------------
-def _extractive(answers: list[str]) -> bool:
+def extractive(answers: list[str]) -> bool:
+    """An answer a text can contain (not "yes" / "no")."""
     return not all(M.normalize_answer(a) in YES_NO for a in answers)
 
 
 def _is_relevant(text: str, owners: list[str], item: QAItem, gold_paths: set[str]) -> bool:
-    return bool(gold_paths & set(owners)) or (_extractive(item.answers) and bool(M.contains_answer(text, item.answers)))
+    return bool(gold_paths & set(owners)) or (extractive(item.answers) and bool(M.contains_answer(text, item.answers)))
 
 
 def oracle_hits(dataset: QADataset, item: QAItem) -> list[Hit]:
@@ -341,7 +342,7 @@ def run_qa_eval(settings: Settings, config: QAConfig, resume: Path | None = None
                   "max_tokens": settings.max_tokens, "resamples": config.resamples,
                   "chunking": {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},
                   "context_tokens": settings.context_tokens, "min_relevance": settings.min_relevance,
-                  "min_coverage": settings.min_coverage}
+                  "min_coverage": settings.min_coverage, "focus_words": settings.focus_words}
     run = RunDir.resume(resume, run_config, IDENTITY) if resume else \
         RunDir.create(settings.runs_dir, config.name or f"qa-{dataset.name}-{config.condition}", run_config)
     on_event(EvalEvent("run", info=str(run.path)))

@@ -70,7 +70,8 @@ def recheck_qa_run(settings: Settings, run_dir: Path, name: str | None = None,
                        chunk_tokens=config["chunking"]["chunk_tokens"],
                        chunk_overlap=config["chunking"]["chunk_overlap"],
                        context_tokens=config["context_tokens"], min_relevance=config["min_relevance"],
-                       min_coverage=config.get("min_coverage", 0.0))  # runs from before the coverage test had none
+                       # runs from before the coverage test and the focus had neither
+                       min_coverage=config.get("min_coverage", 0.0), focus_words=config.get("focus_words", 0))
     specs = [GeneratorSpec(**s) for s in config["systems"]]
     items = {item.id: item for item in dataset.items}
     embedder = load_active_embedder(settings)

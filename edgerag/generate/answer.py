@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
 from ..errors import BadInputError
 from ..retrieve import Hit, Retriever
-from ..retrieve.context import assemble
+from ..retrieve.context import assemble, focus
 from ..store.keyword import Coverage, indexed_words
 from ..text import split_sentences
 from .citations import CheckedSentence, best_passage, check_answer, strip_markers
@@ -165,6 +166,20 @@ class AnswerEngine:
         shown = [indexed_words(h.source.heading, sentence) for h in hits for sentence in split_sentences(h.text)]
         return self.retriever.collection.keywords.coverage(query, shown)
 
+    def focused(self, hits: list[Hit], query: str) -> list[Hit]:
+        """Each hit cut to its sentences around the one that covers the query best, `focus_words` words at most
+        (retrieve/context.py focus). The model, the citation check and the user all see the cut text."""
+        words = self.settings.focus_words
+        if not words:
+            return hits
+        shares = partial(self.retriever.collection.keywords.shares, query)
+        out = []
+        for hit in hits:
+            a, b = focus(hit.text, shares, words)
+            out.append(replace(hit, source=replace(hit.source, text=hit.text[a:b], start=hit.source.start + a,
+                                                   end=hit.source.start + b)))
+        return out
+
     def _best_similarity(self, hits: list[Hit], qvec) -> float:
         scores = [h.dense for h in hits if h.dense is not None]
         unseen = [h for h in hits if h.dense is None]  # found by bm25 only, or given (oracle / evaluation)
@@ -209,6 +224,7 @@ class AnswerEngine:
                             timings={"retrieve_s": t_retrieve, "total_s": time.perf_counter() - t0})
             on_token(NOT_FOUND)
             return answer
+        hits = self.focused(hits, query)
         numbering = Numbering() if numbering is None else numbering
         earlier_shown = {s.text for s in numbering.in_prompt.values()}  # a chat's: in the history already
         chosen = assemble(hits, lambda t: 0 if t in earlier_shown else self.generator.count_tokens(t), room, self.order)

@@ -1,4 +1,6 @@
-"""Choose and order the chunks that go into the prompt, within the generator's token budget.
+"""Choose, cut and order the chunks that go into the prompt, within the generator's token budget.
+
+- Each chunk is cut to the sentences around the one that best matches the question (`focus`).
 
 - Near-duplicates (most content words shared) are dropped: they waste budget and split citations.
 - Chunks are added best-first until the budget is spent; a chunk that does not fit is skipped, not cut.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..text import content_words
+from ..text import content_words, sentence_spans
 
 DUPLICATE_OVERLAP = 0.8
 ORDERS = ("best-first", "edges")
@@ -37,3 +39,34 @@ def assemble(hits: list, count_tokens: Callable[[str], int], budget_tokens: int,
         front, back = chosen[0::2], chosen[1::2]
         chosen = front + back[::-1]
     return chosen
+
+
+def focus(text: str, score: Callable[[list[str]], list[float]], words: int) -> tuple[int, int]:
+    """(start, end) of the part of `text` a small model should read: its best-scoring sentence, then its neighbours (the next one
+    first, which usually continues it), whole sentences only, up to `words` words in all; the best sentence alone
+    when it is longer. Cut from the text itself, so line breaks, lists and table rows keep their layout. `score`
+    rates the sentences (the not-found gate's coverage of the question); the first of equal scores wins.
+    words = 0, or a text that short already, leaves it whole.
+
+    Why: the 135M generator picks the wrong sentence of a passage more often than the right one. With each source
+    cut to 40 words around its best sentence, v16's F1 on XQuAD-en rose from 20.2 to 26.1 with the gold passage
+    and from 17.8 to 22.4 in open retrieval (docs/results/focus). A window keeps the answer less often than the
+    whole passage (89% vs 98.5% at 40 words), which is why the neighbours stay."""
+    if words <= 0 or len(text.split()) <= words:
+        return 0, len(text)
+    spans = sentence_spans(text)
+    if len(spans) < 2:
+        return 0, len(text)
+    sentences = [text[a:b] for a, b in spans]
+    scores = score(sentences)
+    best = max(range(len(spans)), key=scores.__getitem__)
+    lo = hi = best
+    used = len(sentences[best].split())
+    grew = True
+    while grew:
+        grew = False
+        for j in (hi + 1, lo - 1):
+            if 0 <= j < len(spans) and used + len(sentences[j].split()) <= words:
+                used += len(sentences[j].split())
+                lo, hi, grew = min(lo, j), max(hi, j), True
+    return spans[lo][0], spans[hi][1]
