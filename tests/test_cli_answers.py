@@ -96,6 +96,37 @@ def test_the_not_found_gate_refuses_questions_about_what_the_documents_do_not_na
         assert "“Zephyr”" in reason and "“X9”" in reason and "min_coverage" in reason
 
 
+def test_sources_reach_the_model_cut_to_what_the_question_asks(demo):
+    """Each source is cut to its sentences around the one that covers the question best (focus_words); the cut is a
+    piece of the stored chunk, and its offsets move with it."""
+    from dataclasses import replace
+
+    from edgerag.config import load_settings
+    from edgerag.generate.answer import AnswerEngine
+    from edgerag.retrieve import Retriever
+    from edgerag.runtime import open_collection
+    from edgerag.text import split_sentences
+
+    settings = load_settings()
+    collection, embedder = open_collection(settings, "demo")
+    with collection:
+        engine = AnswerEngine(Retriever.from_settings(collection, embedder, settings), None, settings)
+        question = "How long does the Aurora K3 warranty last?"
+        hits = engine.retrieve(question)
+        cut = engine.focused(hits, question)
+        assert [h.text_id for h in cut] == [h.text_id for h in hits]
+        assert "two-year limited warranty" in cut[0].text
+        for whole, part in zip(hits, cut):
+            assert part.text in whole.text
+            assert len(part.text.split()) <= settings.focus_words or len(split_sentences(part.text)) == 1
+            offset = whole.text.index(part.text)
+            assert (part.source.start, part.source.end) == (whole.source.start + offset,
+                                                            whole.source.start + offset + len(part.text))
+        assert any(len(p.text) < len(w.text) for p, w in zip(cut, hits))
+        engine.settings = replace(settings, focus_words=0)
+        assert engine.focused(hits, question) == hits
+
+
 def test_ask_says_why_nothing_was_found(demo, capsys):
     """The gate answers before the model runs (it is loaded, not asked)."""
     capsys.readouterr()

@@ -4,7 +4,7 @@ import pytest
 
 from edgerag.errors import BadInputError, CollectionError
 from edgerag.retrieve import Retriever
-from edgerag.retrieve.context import assemble
+from edgerag.retrieve.context import assemble, focus
 from edgerag.runtime import open_collection
 from xquad import build_collection
 
@@ -56,6 +56,30 @@ def test_context_assembly_budget_dedup_and_order(xquad):
     assert [h.text_id for h in small] == [hits[0].text_id]
     edges = assemble(hits, count, 10_000, order="edges")
     assert edges[0].text_id == hits[0].text_id and edges[-1].text_id == hits[1].text_id
+
+
+def test_focus_keeps_the_best_sentence_and_its_neighbours_whole():
+    text = "Alpha one two three. Beta is the answer here.\n- Gamma item four five\n- Delta item six. Epsilon last one."
+    sentences = ["Alpha one two three.", "Beta is the answer here.", "- Gamma item four five", "- Delta item six.",
+                 "Epsilon last one."]
+    seen = []
+
+    def score(pieces):
+        seen.append(pieces)
+        return [1.0 if p.startswith("Beta") else 0.0 for p in pieces]
+
+    def cut(words):
+        a, b = focus(text, score, words)
+        return text[a:b]
+
+    assert cut(5) == "Beta is the answer here."  # the best sentence alone, though longer than the width
+    assert seen[0] == sentences  # scored sentence by sentence, list items apart
+    assert cut(10) == "Beta is the answer here.\n- Gamma item four five"  # the next one first, layout kept
+    assert cut(14) == "Alpha one two three. Beta is the answer here.\n- Gamma item four five"
+    assert cut(0) == cut(100) == text  # off, or the text fits: whole
+    one = "One long sentence without a break in it at all"
+    assert focus(one, score, 3) == (0, len(one))
+    assert text[slice(*focus(text, lambda p: [0.5] * len(p), 4))] == "Alpha one two three."  # ties: the first
 
 
 def test_empty_collection_is_named(tmp_path, embedder, session_settings):
