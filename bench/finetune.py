@@ -58,7 +58,7 @@ def prepare_data(home: Path) -> dict[str, Path]:
         for variant, folder in out.items():
             synthesize(collection, retriever, None, DataConfig("ft-bench-xquad", folder, max_examples=200,
                                                                use_generator=False, val_fraction=0,
-                                                               focus_words=80 if variant == "window" else 0))
+                                                               window_words=80 if variant == "window" else 0))
     return {k: p / "train.jsonl" for k, p in out.items()}
 
 

@@ -18,7 +18,6 @@ from edgerag.finetune.data import DataConfig, answer_sentence, read_jsonl, synth
 from edgerag.generate.prompts import NOT_FOUND, SYSTEM_PROMPT
 from edgerag.retrieve import Retriever
 from edgerag.runtime import open_collection
-from edgerag.text import split_sentences
 from xquad import build_collection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,9 +49,6 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
         assert messages[0]["content"] == SYSTEM_PROMPT
         sources, target = _sources(messages[1]["content"]), messages[2]["content"]
         assert len(sources) == meta["n_sources"] and 1 <= len(sources) <= 5
-        # cut as the ask pipeline cuts sources for this question: focus_words at most, or one sentence
-        assert all(len(text.split()) <= config.focus_words or len(split_sentences(text)) == 1
-                   for text in sources.values())
         sizes[len(sources)] += 1
         if meta["oracle_position"] is None:
             refusals += 1

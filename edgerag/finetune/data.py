@@ -17,13 +17,10 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    one that also contains the span. The oracle stands at a random position ("uniform", the default), or where the
    runtime's hybrid retrieval ranks it for the question ("retrieval": mostly first, as users' answers are). v8
    (uniform) cited [2]-[4] in half its open-retrieval answers; v9 (retrieval) refused far more (see __init__).
-   Every source is cut as the ask pipeline will cut it for this question (retrieve/context.py focus); a question
-   whose focused oracle no longer holds the target is rejected, as the runtime would not show the answer either.
    A share `p_refusal` of examples shows distractors only and teaches the not-found reply; with `refusal_twins`
    each of them repeats an answering example's question and distractors without the answering source.
 5. Filters, each rejection counted under its reason in the data card: generator question shape / grounding /
-   round-trip retrieval; fronted and cloze round-trip retrieval; duplicate question; the focus cuts the answer out;
-   target not supported by its source.
+   round-trip retrieval; fronted and cloze round-trip retrieval; duplicate question; target not supported by its source.
 6. Split: by document when the collection has enough documents (validation questions from documents training never
    saw); otherwise by chunk; with fewer than 2 usable chunks there is no validation file. The card says which.
 """
@@ -38,7 +35,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 from ..errors import BadInputError
@@ -47,7 +43,6 @@ from ..fileio import write_text_atomic
 from . import SynthesisOptions
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
-from ..retrieve.context import focus
 from .questions import (CLAUSE_BREAK, cloze_question, fronted_questions, generator_question, normalized,
                         pick_span, question_problem, sentences_of)
 
@@ -62,10 +57,14 @@ class DataConfig(SynthesisOptions):
     out_dir: Path
     max_distractors: int = 4  # each prompt shows the oracle among 0..max_distractors others
     spans_per_chunk: int = 6  # sentences used per chunk (one question each)
-    # Sources cut as the ask pipeline cuts them (retrieve/context.py focus; the pipeline passes Settings.focus_words):
-    # to the sentences around the one that best covers the question, so the model trains on what it will read.
-    # 0 keeps whole chunks. (Before: ~80 words around the answer, distractors their first 80 words.)
-    focus_words: int = 40
+    # Sources cut to ~80 words around the answer (distractors: their first 80 words): on XQuAD-en examples shrink
+    # from 3200 to 2400 characters on average (-25% tokens, so ~1.3x more examples per CPU minute); most
+    # paragraphs are ~120 words, so the answering sentence and its neighbours stay. The ask pipeline then shows the
+    # model less (focus_words: 40 words around the sentence that best covers the question). Training on sources cut
+    # that way too (v21, commit 977c8ac) took 14:30 instead of v16's 25:37 but answered no better than v16 with the
+    # focus, and trended worse (open F1 -3.8 [-8.0, +0.3], contains -7 [-14, 0]); a model trained to find the
+    # answer in 80 words finds it in 40 (docs/results/focus).
+    window_words: int = 80
     roundtrip_k: int = 5
     val_fraction: float = 0.1
     seed: int = 0
@@ -92,7 +91,6 @@ class DataCard:
         "answer is one, shares 2+ content words with the sentence",
         "round-trip: the question retrieves its own chunk in the top-k (every question)",
         "no duplicate questions (normalised)",
-        "the oracle, cut to the question's focus as the runtime cuts it, still holds the target",
         "the target sentence is supported by the source it cites (citation check)",
     ])
     sha256: str = ""
@@ -297,24 +295,29 @@ def _roundtrip(retriever, question: str, text_id: int, k: int) -> bool:
     return any(h.text_id == text_id for h in retriever.search(question, k, "hybrid"))
 
 
+def _window(text: str, anchor: str, words: int) -> str:
+    """About `words` words of text around anchor (kept whole)."""
+    tokens = text.split()
+    if not words or len(tokens) <= words or anchor not in text:
+        return text
+    first = text[: text.index(anchor)].count(" ")
+    size = max(words, len(anchor.split()))
+    lo = max(0, min(first - (size - len(anchor.split())) // 2, len(tokens) - size))
+    return " ".join(tokens[lo: lo + size])
+
+
 def _example(retriever, question: str, span: str, sentence: str, oracle, config: DataConfig,
              rng: random.Random) -> tuple[list[dict], str | None]:
     """The chats one question makes in the runtime format (an answering one, a refusal, or with `refusal_twins`
     an answering one and sometimes its refusal twin), or ([], rejection reason)."""
     depth = config.max_distractors + 4
     hard = [retriever.search(question, depth, mode) for mode in ("bm25", "hybrid")]
-    shares = partial(retriever.collection.keywords.shares, question)
-
-    def focused(text: str) -> str:  # as the ask pipeline will show it (AnswerEngine.focused)
-        a, b = focus(text, shares, config.focus_words)
-        return text[a:b]
-
     pool, seen = [], {oracle.text_id}
     for pair in zip(*hard):  # interleaved: lexical near-misses and what the runtime would show
         for h in pair:
             if h.text_id not in seen and span not in h.text:  # a distractor that also answers is no distractor
                 seen.add(h.text_id)
-                pool.append(replace(h.source, text=focused(h.source.text)))
+                pool.append(replace(h.source, text=_window(h.source.text, "", config.window_words)))
     if not pool:
         return [], "no distractor without the answer"
     # Sources in the prompt, 1 included: the runtime shows a single source when the relevance gate keeps one, and a
@@ -323,9 +326,6 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
     claim = answer_sentence(sentence, span, config.target_words)
     if claim is None:
         return [], "answer span not in its sentence"
-    oracle_text = focused(oracle.text)
-    if claim not in oracle_text:  # the runtime would not show the model its answer either
-        return [], "the focus on the question cuts its answer out"
 
     def chat(sources: list, target: str, position: int | None) -> dict:
         return {"messages": messages_for(question, sources) + [{"role": "assistant", "content": target}],
@@ -339,7 +339,8 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
     rank = next((i for i, h in enumerate(hard[1]) if h.text_id == oracle.text_id), None)
     position = (min(rank, len(distractors)) if config.oracle_positions == "retrieval" and rank is not None
                 else rng.randrange(len(distractors) + 1))
-    sources = distractors[:position] + [replace(oracle, text=oracle_text)] + distractors[position:]
+    sources = distractors[:position] + [replace(oracle, text=_window(oracle.text, claim, config.window_words))] \
+        + distractors[position:]
     target = f"{claim} [{position + 1}]."
     checked = check_answer(target, [s.text for s in sources])
     if any(s.unsupported for s in checked) or not any(position + 1 in s.supported_by for s in checked):

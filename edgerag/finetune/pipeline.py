@@ -106,7 +106,7 @@ def synthesize_data(settings: Settings, collection_name: str, out_dir: Path, gen
             writer = store.lineage_root(generator_name or store.active("generator").name)
             emit({"event": "status", "message": f"questions written by {writer}"})
             generator = load_generator(settings, writer)
-        config = DataConfig(collection_name, out_dir, **{"focus_words": settings.focus_words, **options})
+        config = DataConfig(collection_name, out_dir, **options)
         return synthesize(collection, retriever, generator, config, on_event=emit)
     finally:
         collection.close()
