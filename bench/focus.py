@@ -40,8 +40,8 @@ def shown_text(engine, hits, question: str, width: int) -> list[str]:
     return [h.text for h in assemble(cut, lambda t: len(t.split()) * 4 // 3, engine.budget(question, []))]
 
 
-def measure(settings, dataset: QADataset) -> dict[str, dict[int, tuple[float, float]]]:
-    """{condition: {width: (answer kept %, mean words shown)}}."""
+def measure(settings, dataset: QADataset) -> tuple[int, dict[str, dict[int, tuple[float, float]]]]:
+    """(questions measured, {condition: {width: (answer kept %, mean words shown)}})."""
     collection, engine = open_engine(settings, dataset.name, dataset.contexts.values())
     engine.generator = _TokenCounter(settings.context_tokens)
     items = [i for i in dataset.items if extractive(i.answers)]
@@ -57,7 +57,8 @@ def measure(settings, dataset: QADataset) -> dict[str, dict[int, tuple[float, fl
                     out[condition][width][0] += bool(M.contains_answer(" ".join(texts), item.answers))
                     out[condition][width][1] += sum(len(t.split()) for t in texts)
     n = max(len(items), 1)
-    return {c: {w: (100.0 * kept / n, words / n) for w, (kept, words) in by.items()} for c, by in out.items()}
+    return len(items), {c: {w: (100.0 * kept / n, words / n) for w, (kept, words) in by.items()}
+                        for c, by in out.items()}
 
 
 class _TokenCounter:
@@ -88,7 +89,8 @@ def main() -> None:
     settings = load_settings()
     for dataset in (load_squad(args.squad), load_hotpot(args.hotpot) if args.hotpot else None):
         if dataset is not None:
-            table(f"{dataset.name} ({len(dataset.items)} questions)", measure(settings, dataset))
+            n, result = measure(settings, dataset)
+            table(f"{dataset.name} ({n} questions with an extractive answer)", result)
 
 
 if __name__ == "__main__":
