@@ -36,6 +36,12 @@ def test_bad_settings_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGERAG_TOP_K", "0")
     with pytest.raises(ConfigError, match="positive"):
         load_settings()
+    monkeypatch.delenv("EDGERAG_TOP_K")
+    monkeypatch.setenv("EDGERAG_FOCUS_WORDS", "-1")
+    with pytest.raises(ConfigError, match="focus_words must be 0"):
+        load_settings()
+    monkeypatch.setenv("EDGERAG_FOCUS_WORDS", "0")  # whole chunks
+    assert load_settings().focus_words == 0
 
 
 def test_config_show_cli(tmp_path, monkeypatch, capsys):
