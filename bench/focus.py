@@ -9,7 +9,7 @@ saves, with no generator:
 The baseline is width 0: whole chunks, as before the focus. What the width does to the model's answers is measured
 by `edgerag eval qa` with EDGERAG_FOCUS_WORDS=W (docs/results/focus).
 
-    EDGERAG_BENCH_HOME=... .venv/bin/python bench/focus.py [--squad FILE] [--hotpot FILE]
+    EDGERAG_BENCH_HOME=... .venv/bin/python bench/focus.py [--squad FILE] [--hotpot FILE|none]
 
 XQuAD-en and HotpotQA (first 100; extractive answers only: "yes"/"no" cannot be found in a text) by default.
 """
@@ -82,12 +82,12 @@ def table(name: str, result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--squad", type=Path, default=DATA / "qa" / "xquad_en" / "xquad.en.json")
-    parser.add_argument("--hotpot", type=Path,
-                        default=DATA / "distractor" / "hotpotqa_distractor_dev100" / "hotpot_dev_distractor_first100.json")
+    hotpot = DATA / "distractor" / "hotpotqa_distractor_dev100" / "hotpot_dev_distractor_first100.json"
+    parser.add_argument("--hotpot", type=Path, default=hotpot, help="a HotpotQA distractor JSON; 'none' skips it")
     args = parser.parse_args()
     bench_home()
     settings = load_settings()
-    for dataset in (load_squad(args.squad), load_hotpot(args.hotpot) if args.hotpot else None):
+    for dataset in (load_squad(args.squad), None if args.hotpot.name == "none" else load_hotpot(args.hotpot)):
         if dataset is not None:
             n, result = measure(settings, dataset)
             table(f"{dataset.name} ({n} questions with an extractive answer)", result)
