@@ -37,7 +37,7 @@ def shown_text(engine, hits, question: str, width: int) -> list[str]:
     """The source texts the model would read at this width (as AnswerEngine.ask cuts and assembles them)."""
     engine.settings = replace(engine.settings, focus_words=width)
     cut = engine.focused(hits, question)
-    return [h.text for h in assemble(cut, lambda t: len(t.split()) * 4 // 3, engine.budget(question, []))]
+    return [h.text for h in assemble(cut, engine.generator.count_tokens, engine.budget(question, []))]
 
 
 def measure(settings, dataset: QADataset) -> tuple[int, dict[str, dict[int, tuple[float, float]]]]:

@@ -145,12 +145,13 @@ class KeywordIndex:
         not use ("How long does it last?") is more often the asker's wording than a missing subject.
         Share 1.0 for a query without such terms, which gives nothing to judge by."""
         weights = self._asked(query)
-        if not sum(w for w, _ in weights.values()):
+        total = sum(w for w, _ in weights.values())
+        if not total:
             return Coverage(1.0, ())
         best, best_terms = -1.0, set()
         for text in texts:
             terms = set(tokenize(text))
-            if (share := self._share(weights, terms)) > best:
+            if (share := self._share(weights, total, terms)) > best:
                 best, best_terms = share, terms
         if best < 0:
             return Coverage(0.0, tuple(surface for _, surface in sorted(weights.values(), reverse=True)))
@@ -161,11 +162,11 @@ class KeywordIndex:
         """Each text's share of what the query asks about, as `coverage` weighs it (1.0 each for a query without
         content terms)."""
         weights = self._asked(query)
-        return [self._share(weights, set(tokenize(text))) for text in texts]
+        total = sum(w for w, _ in weights.values())
+        return [self._share(weights, total, set(tokenize(text))) for text in texts]
 
     @staticmethod
-    def _share(weights: dict[str, tuple[float, str]], terms: set[str]) -> float:
-        total = sum(w for w, _ in weights.values())
+    def _share(weights: dict[str, tuple[float, str]], total: float, terms: set[str]) -> float:
         return sum(w for t, (w, _) in weights.items() if t in terms) / total if total else 1.0
 
     def _asked(self, query: str) -> dict[str, tuple[float, str]]:
