@@ -125,6 +125,9 @@ class Settings:
     context_tokens: int = 2048
     max_tokens: int = 256
     temperature: float = 0.1
+    # llama.cpp's penalty on tokens the answer already used; 0 = the generator's own (generate/llm.py
+    # `repeat_penalty_for`: 1.0 for a model edgerag finetuned, 1.1 otherwise), 1.0 = none.
+    repeat_penalty: float = 0.0
     seed: int = 0
     # Keep the system prompt's KV state under <data>/cache/prompt-state so a new process does not evaluate it again.
     prompt_cache: bool = True
@@ -144,6 +147,9 @@ class Settings:
         for name in ("min_relevance", "min_coverage"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
+        if not 0 <= self.repeat_penalty <= 2:
+            raise ConfigError(f"repeat_penalty must be 0 (the model's own), 1.0 (none) or another value up to 2, "
+                              f"not {self.repeat_penalty}")
         if self.gpu_layers < -1:
             raise ConfigError(f"gpu_layers must be -1 (all), 0 (none) or a number of layers, not {self.gpu_layers}")
         from .accelerators import parse_providers

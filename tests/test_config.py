@@ -42,6 +42,11 @@ def test_bad_settings_are_clear_errors(tmp_path, monkeypatch):
         load_settings()
     monkeypatch.setenv("EDGERAG_FOCUS_WORDS", "0")  # whole chunks
     assert load_settings().focus_words == 0
+    monkeypatch.setenv("EDGERAG_REPEAT_PENALTY", "-1")
+    with pytest.raises(ConfigError, match="repeat_penalty must be 0"):
+        load_settings()
+    monkeypatch.setenv("EDGERAG_REPEAT_PENALTY", "1.0")  # none
+    assert load_settings().repeat_penalty == 1.0
 
 
 def test_config_show_cli(tmp_path, monkeypatch, capsys):

@@ -180,3 +180,37 @@ def test_lineage_root_walks_parents_inside_the_store(home):
     fp32.parent = EMBEDDER_INT8  # a hand-made loop ends where it closes
     store.update_manifest(fp32)
     assert store.lineage_root(EMBEDDER_INT8) == EMBEDDER_FP32
+
+
+def test_a_finetuned_generator_decodes_without_the_repeat_penalty(settings):
+    """llama.cpp's repeat penalty pushed finetuned answers holding a "1" ("in 1943") to cite [2]: a model
+    `finetune export` registered runs without it, the bundled chat model keeps it (it loops otherwise), and the
+    user's setting wins over both."""
+    import dataclasses
+    import os
+
+    from edgerag.config import replace
+    from edgerag.generate.llm import load_generator
+    from edgerag.models.manifest import FINETUNE_TOOL
+
+    store = ModelStore(settings.models_dir)
+    base = store.get(GENERATOR_NAME)
+    finetuned = dataclasses.replace(base, name="smollm2-ft", parent=base.name, lineage={"tool": FINETUNE_TOOL},
+                                    files=[])
+    store.add(finetuned, lambda folder: os.link(store.main_path(base.name), folder / base.main_file))
+
+    assert load_generator(settings, GENERATOR_NAME).repeat_penalty == 1.1
+    generator = load_generator(settings, "smollm2-ft")
+    assert generator.repeat_penalty == 1.0
+    assert load_generator(replace(settings, repeat_penalty=1.3), "smollm2-ft").repeat_penalty == 1.3
+
+    sent = {}
+    real = generator.llm.create_chat_completion
+
+    def spy(**kwargs):
+        sent.update(kwargs)
+        return real(**kwargs)
+
+    generator.llm.create_chat_completion = spy
+    assert generator.chat([{"role": "user", "content": "Say hello."}], max_tokens=4)
+    assert sent["repeat_penalty"] == 1.0  # what llama.cpp was asked to use

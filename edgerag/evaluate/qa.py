@@ -55,7 +55,8 @@ ANSWER_METRICS = {"em": True, "f1": True, "contains": True, "refusal": False, "m
 UNANSWERABLE_METRICS = {"refusal": True, "pipeline_refusal": True, "contains": None, "answer_words": None,
                         "tokens_per_s": True}
 IDENTITY = ("kind", "source", "dataset_sha", "condition", "systems", "limit", "seed", "mode", "top_k",
-            "temperature", "max_tokens", "chunking", "context_tokens", "min_relevance", "min_coverage", "focus_words")
+            "temperature", "max_tokens", "chunking", "context_tokens", "min_relevance", "min_coverage", "focus_words",
+            "repeat_penalty")
 YES_NO = {"yes", "no"}
 
 
@@ -342,7 +343,8 @@ def run_qa_eval(settings: Settings, config: QAConfig, resume: Path | None = None
                   "max_tokens": settings.max_tokens, "resamples": config.resamples,
                   "chunking": {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},
                   "context_tokens": settings.context_tokens, "min_relevance": settings.min_relevance,
-                  "min_coverage": settings.min_coverage, "focus_words": settings.focus_words}
+                  "min_coverage": settings.min_coverage, "focus_words": settings.focus_words,
+                  "repeat_penalty": settings.repeat_penalty}
     run = RunDir.resume(resume, run_config, IDENTITY) if resume else \
         RunDir.create(settings.runs_dir, config.name or f"qa-{dataset.name}-{config.condition}", run_config)
     on_event(EvalEvent("run", info=str(run.path)))

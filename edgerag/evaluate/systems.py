@@ -72,13 +72,14 @@ class GeneratorSpec:
         return replace(self, model=model, adapter=adapter, label=label)
 
     def load(self, settings: Settings):
-        from ..generate.llm import Generator, load_generator
+        from ..generate.llm import Generator, load_generator, repeat_penalty_for
         from ..models import ModelStore
 
         lora = Path(self.adapter) if self.adapter else None
         if self.model and Path(self.model).is_absolute() and not ModelStore(settings.models_dir).exists(self.model):
             return Generator(Path(self.model), n_ctx=settings.context_tokens, threads=settings.n_threads,
-                             seed=settings.seed, lora_path=lora, name=self.label, gpu_layers=settings.gpu_layers)
+                             seed=settings.seed, lora_path=lora, name=self.label, gpu_layers=settings.gpu_layers,
+                             repeat_penalty=repeat_penalty_for(settings, finetuned=lora is not None))
         return load_generator(settings, self.model, lora_path=lora)
 
     def as_dict(self) -> dict:

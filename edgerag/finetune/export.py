@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import BadInputError, ModelError, require
 from ..models import Manifest, ModelStore
 from ..models.inspect import read_gguf
-from ..models.manifest import sha256_file
+from ..models.manifest import FINETUNE_TOOL, sha256_file
 from ..fileio import write_text_atomic
 from .archs import ARCHS
 
@@ -198,7 +198,7 @@ def run_lineage(run_dir: Path, base) -> dict:
     history = run_dir / "loss_history.json"
     card = Path(config["train_file"]).parent / "data_card.json"
     return {
-        "tool": "edgerag finetune",
+        "tool": FINETUNE_TOOL,
         "run_dir": str(run_dir),
         "base_model": base.name,
         "base_sha256": sha256_file(base.gguf) if base.gguf else None,

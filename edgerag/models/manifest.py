@@ -13,6 +13,7 @@ from ..fileio import write_text_atomic
 KINDS = ("generator", "embedder")
 FORMATS = ("gguf", "gguf-lora", "onnx", "hf")
 MANIFEST = "manifest.json"
+FINETUNE_TOOL = "edgerag finetune"  # lineage["tool"] of the models `finetune export` registers
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -47,6 +48,11 @@ class Manifest:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def finetuned_by_edgerag(self) -> bool:
+        """Trained on the runtime's answer format (its decoding defaults differ: generate/llm.py)."""
+        return self.lineage.get("tool") == FINETUNE_TOOL
 
     @property
     def main_file(self) -> str:
