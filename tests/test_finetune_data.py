@@ -14,7 +14,7 @@ import pytest
 
 from edgerag.errors import BadInputError
 from edgerag.evaluate.datasets import load_squad
-from edgerag.finetune.data import DataConfig, answer_sentence, read_jsonl, synthesize
+from edgerag.finetune.data import DataConfig, answer_sentence, read_jsonl, synthesize, without_asked_lead
 from edgerag.generate.prompts import NOT_FOUND, SYSTEM_PROMPT
 from edgerag.retrieve import Retriever
 from edgerag.runtime import open_collection
@@ -63,13 +63,16 @@ def test_targets_are_cited_source_sentences_with_varied_oracle_positions(setting
         claim_words = re.findall(r"[a-z0-9]+", claim.lower())
         restating += sum(w in asked for w in claim_words) >= 0.8 * len(claim_words)
         assert meta["answer"] in claim and claim in sources[n]  # the exact span, copied from the cited source
+        lead = claim[: claim.index(meta["answer"])].split()
+        assert not lead or not set(re.findall(r"[a-z0-9]+", lead[0].lower())) <= asked  # no lead-in the question says
         assert len(claim.split()) <= config.target_words
         assert all(meta["answer"] not in text for k, text in sources.items() if k != n)  # distractors don't answer
     assert len(positions) >= 3 and len(sizes) >= 3  # the oracle moves; prompts hold 2..5 sources
     assert refusals == card.refusals and 0.05 <= refusals / 60 <= 0.4  # p_refusal = 0.2
     assert card.with_oracle + card.refusals == 60 and sum(card.oracle_positions.values()) == card.with_oracle
-    # cloze questions are their source sentence with the answer blanked: the card counts how many targets restate them
-    assert card.targets_restating_question == round(restating / card.with_oracle, 3) and restating
+    # the card counts the targets that restate their question (cloze questions are their sentence with the answer
+    # blanked, and their targets lose the lead-in the question says: few remain)
+    assert card.targets_restating_question == round(restating / card.with_oracle, 3) < 0.1
     # every candidate tried is either an example or a rejection counted under its reason
     assert card.candidates == 60 + sum(card.rejections.values())
     assert "span not quoted from chunk" not in card.rejections
@@ -213,6 +216,19 @@ def test_a_short_answer_window_ends_at_the_span_and_never_cuts_it():
     assert answer_sentence(sentence, long_span, 6) == long_span  # longer than the window: the span whole
     assert answer_sentence(sentence, "40%", 6) is None  # not in the sentence: no target to build
     assert answer_sentence("It ended in the U.S.", "the U.S.", 6) == "It ended in the U.S"
+
+
+def test_a_target_drops_the_lead_in_its_question_already_says():
+    question = "The movement began in the mid-18th century within the what?"  # a cloze question
+    assert without_asked_lead("century within the Church of England", question, "Church of England") == \
+        "Church of England"
+    real = "What is the name of the road that is lined with tall palm trees?"
+    claim = "most of its length, Kearney Boulevard"  # "most" is not the question's: the claim stays whole
+    assert without_asked_lead(claim, real, "Kearney Boulevard") == claim
+    assert without_asked_lead("the Church of England", "What is the church?", "the Church of England") == \
+        "the Church of England"  # never into the span
+    assert without_asked_lead("in the year 1889,", "In what year was the tower built?", "1889") == "1889,"
+    assert without_asked_lead("opened in 1998–2002", "It opened in 1998–when?", "2002") == "2002"
 
 
 def test_data_module_reads_the_store_through_its_api():

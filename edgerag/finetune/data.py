@@ -11,8 +11,9 @@ targets and 20% refusals taught a 135M model to answer in 2 words and refuse hal
    is spent, a cloze question made from the sentence (span → wh-word).
 3. Target = what the runtime system prompt asks for: one short sentence copied from the source that contains the
    exact span and ends with its marker, e.g. "The tower was completed in 1889 [2]." (the sentence; when longer than
-   `target_words`, a window of its clauses, else of its words ending at the span: answer_sentence). It is verified
-   with the citation check against the source it cites.
+   `target_words`, a window of its clauses, else of its words ending at the span: answer_sentence), less the
+   leading words the question already says (without_asked_lead: "... built in what year?" -> "1889 [2]."). It is
+   verified with the citation check against the source it cites.
 4. Sources: the oracle chunk among 0-4 distractors, hard ones from BM25 and the runtime's hybrid retrieval, never
    one that also contains the span. The oracle stands at a random position ("uniform", the default), or where the
    runtime's hybrid retrieval ranks it for the question ("retrieval": mostly first, as users' answers are). v8
@@ -43,6 +44,7 @@ from ..fileio import write_text_atomic
 from . import SynthesisOptions
 from ..generate.citations import check_answer
 from ..generate.prompts import NOT_FOUND, messages_for
+from ..text import words as word_tokens
 from .questions import (CLAUSE_BREAK, cloze_question, fronted_questions, generator_question, normalized,
                         pick_span, question_problem, sentences_of)
 
@@ -134,6 +136,25 @@ def answer_sentence(sentence: str, span: str, max_words: int) -> str | None:
     # verbatim, lower-case start included: a capitalised "Deal" would be a name the source does not hold
     trimmed = out.strip().lstrip("(").rstrip(",;:–—- ")
     return trimmed if answer in trimmed else out.strip()
+
+
+def without_asked_lead(claim: str, question: str, span: str) -> str:
+    """The claim without its leading words the question already says, never cutting into the span. A cloze
+    question ends with the words before its blank ("... began in the mid-18th century within the what?"), and
+    targets that began with them ("century within the Church of England [3].") taught the model to answer real
+    questions with the question's own last words ("Who stripped the ball from Newton on a 3rd and nine?" -> "on a
+    3rd and nine [1]."). Without them v22 answered with the gold passage at F1 41.5 instead of 26.0, and restated
+    the question in 6% of its answers instead of 21% (docs/results/answer-lead)."""
+    start = claim.find(span)
+    if start < 0:
+        return claim
+    asked = set(word_tokens(question))
+    cut = 0
+    for token in re.finditer(r"\S+", claim[:start]):
+        if not set(word_tokens(token.group())) <= asked:
+            break
+        cut = token.end()
+    return claim[cut:].lstrip(" ,;:–—-")
 
 
 def _plan_split(by_doc: dict[int, list], docs: list[int], config: DataConfig) -> tuple[set, set, str]:
@@ -326,6 +347,7 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
     claim = answer_sentence(sentence, span, config.target_words)
     if claim is None:
         return [], "answer span not in its sentence"
+    answer = without_asked_lead(claim, question, span)  # the window below stays anchored on the whole claim
 
     def chat(sources: list, target: str, position: int | None) -> dict:
         return {"messages": messages_for(question, sources) + [{"role": "assistant", "content": target}],
@@ -341,8 +363,9 @@ def _example(retriever, question: str, span: str, sentence: str, oracle, config:
                 else rng.randrange(len(distractors) + 1))
     sources = distractors[:position] + [replace(oracle, text=_window(oracle.text, claim, config.window_words))] \
         + distractors[position:]
-    target = f"{claim} [{position + 1}]."
-    checked = check_answer(target, [s.text for s in sources])
+    target = f"{answer} [{position + 1}]."
+    # The whole claim is checked: the answer is a piece of it, and a bare span ("1889") carries no claim to check.
+    checked = check_answer(f"{claim} [{position + 1}].", [s.text for s in sources])
     if any(s.unsupported for s in checked) or not any(position + 1 in s.supported_by for s in checked):
         return [], "target not supported by its source (citation check)"
     out = [chat(sources, target, position)]
