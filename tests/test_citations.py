@@ -183,6 +183,29 @@ def test_short_sentences_are_not_claims_but_bare_facts_are():
     assert check_answer("300 grams [2]", SOURCES)[0].status != "supported"
 
 
+def test_a_short_answer_is_checked_as_the_answer_to_its_question():
+    video = ("The restored video, remaining in black and white, contains conservative digital enhancements and did "
+             "not include sound.")
+    sources = [video, SUPER_BOWL]
+    asked = "What colour is the restored video?"
+    # alone, "black and white" is read as a claim, and against the negated passage as its opposite
+    assert check_answer("black and white [1].", sources)[0].status == "contradicted"
+    assert not check_answer("March [1].", sources)[0].checked  # and a single word is no claim at all
+    checked = check_answer("black and white [1].", sources, question=asked)
+    assert checked[0].status == "supported" and checked[0].supported_by == [1]
+    checked = check_answer("in colour [1].", sources, question=asked)  # a word the source never says
+    assert checked[0].status == "contradicted" and checked[0].reasons == ["“colour” not in [1]"]
+    checked = check_answer("black and white [2].", sources, question=asked)  # the other source is not about it
+    assert checked[0].reasons == ["[2] is about something else"]
+    where = "Where was Super Bowl 50 played?"
+    assert check_answer("Levi's Stadium [2].", sources, question=where)[0].supported_by == [2]
+    assert check_answer("at Levi's Stadium.", sources, question=where)[0].attributed  # no marker: found by us
+    assert check_answer("Gillette Stadium [2].", sources, question=where)[0].status == "contradicted"
+    # a longer sentence is a claim of its own: the question does not change how it is judged
+    long = "The game was played at Levi's Stadium in Santa Clara [2]."
+    assert check_answer(long, sources, question=where)[0].supported_by == check_answer(long, sources)[0].supported_by
+
+
 def test_issue_example_is_flagged_in_the_cli_json_and_tui(capsys):
     """"How long does the Aurora K3 warranty last?" answered with the wrong number: every shell shows why."""
     from types import SimpleNamespace

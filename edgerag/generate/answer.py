@@ -261,7 +261,8 @@ class AnswerEngine:
         # checked against every source the model saw, by the number it saw it under
         by_number = {s.number: s for s in answer.in_context}
         answer.sentences = check_answer(answer.text, [s.text for s in by_number.values()],
-                                        embed=self.retriever.embedder.embed, numbers=list(by_number))
+                                        embed=self.retriever.embedder.embed, numbers=list(by_number),
+                                        question=answer.query)
         seen: dict[int, Citation] = {}
         for sentence in answer.sentences:
             for n in (sentence.cited or sentence.supported_by or sentence.against):

@@ -11,7 +11,8 @@ A source supports a sentence when both hold:
 A sentence on the same topic as a source but with a fact the source does not state, or that the source negates,
 is *contradicted*; one no source is about is *unsupported*; each carries the reasons ("1 year not in [1]").
 Sentences without a marker are matched to the best-supporting source and marked `attributed` (found by us, not
-cited by the model). Citations of numbers that were never given are flagged as invalid.
+cited by the model). Given the question, a sentence of a few words ("in 1943 [1].") is checked as its answer: the
+source must be about question and answer together, and state every word of the answer. Citations of numbers that were never given are flagged as invalid.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..text import Quantity, content_words, name_stems, names, negated, quantities, split_sentences, stem
+from ..text import (Quantity, content_words, name_stems, names, negated, quantities, split_sentences, stem,
+                    words)
 
 LEXICAL_MIN = 0.5
 SEMANTIC_MIN = 0.65
 MIN_CONTENT_WORDS = 2  # "Yes." or "See above." carry no claim to check (unless they state a number or name)
+# A reply sentence this short, given the question, is read as the answer to it ("in 1943 [1].", "black and white
+# [1]."): finetuned models answer in a few words, and alone such a fragment carries no claim to check.
+SHORT_ANSWER_WORDS = 5
 MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;–-]|and)\s*\d+)*)\s*\]")
@@ -195,12 +200,23 @@ def closest_sentence(claim: str, sentences: list[str]) -> tuple[str, float]:
     return best, share
 
 
-def support(claim: str, source: Source, semantic: float = 0.0) -> Support:
-    lexical = lexical_support(claim, source.text)
+def missing_words(claim: str, source: Source) -> list[str]:
+    """The claim's content words the source does not use (stems compared), as written in the claim."""
+    return list(dict.fromkeys(w for w in words(claim) if content_words(w) and content_words(w)[0] not in source.content))
+
+
+def support(claim: str, source: Source, semantic: float = 0.0, asked: str = "") -> Support:
+    """`asked`: the question a short answer replies to. The topic is then judged on question and answer together,
+    every word of the answer must be the source's (a fragment is copied or it is not stated there), and there is no
+    polarity test (a fragment has none of its own: "black and white" is not the opposite of a passage that says
+    "did not include sound"). `semantic` is the cosine of the same text the topic is judged on."""
+    lexical = lexical_support(f"{asked} {claim}" if asked else claim, source.text)
     related = lexical >= LEXICAL_MIN or semantic >= SEMANTIC_MIN
     missing = missing_facts(claim, source) if related else []
     opposite = None
-    if related:
+    if related and asked:
+        missing += [f"“{w}”" for w in missing_words(claim, source)]
+    elif related:
         passage, share = closest_sentence(claim, source.sentences)
         if share >= LEXICAL_MIN and negated(claim) != negated(passage):
             opposite = passage
@@ -209,6 +225,10 @@ def support(claim: str, source: Source, semantic: float = 0.0) -> Support:
 
 def is_claim(plain: str) -> bool:
     return len(content_words(plain)) >= MIN_CONTENT_WORDS or bool(quantities(plain) or names(plain))
+
+
+def is_short_answer(plain: str) -> bool:
+    return 0 < len(words(plain)) <= SHORT_ANSWER_WORDS and bool(content_words(plain))
 
 
 def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
@@ -220,15 +240,16 @@ def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
 
 
 # -- the answer --------------------------------------------------------------------------------------------------
-def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row, index: dict[int, int]) -> CheckedSentence:
+def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row, index: dict[int, int],
+                 asked: str = "") -> CheckedSentence:
     """index: source number -> position in srcs."""
-    results = {n: support(plain, srcs[index[n]], float(sem_row[index[n]]) if sem_row is not None else 0.0)
+    results = {n: support(plain, srcs[index[n]], float(sem_row[index[n]]) if sem_row is not None else 0.0, asked)
                for n in cited}
     ok = [n for n, r in results.items() if r.ok]
     related = [n for n, r in results.items() if r.related and r.opposite is None]
     if not ok and len(related) > 1:  # facts spread over the cited sources: "born in 1900 [1] in Paris [2]"
         merged = Source.of("\n\n".join(srcs[index[n]].text for n in related))
-        if not missing_facts(plain, merged):
+        if not missing_facts(plain, merged) and not (asked and missing_words(plain, merged)):
             ok = related
     if ok:
         return CheckedSentence("", cited, ok)
@@ -237,18 +258,21 @@ def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row, inde
     return CheckedSentence("", cited, [], contradicted=contradicted, reasons=reasons)
 
 
-def check_answer(answer: str, sources: list[str], embed=None,
-                 numbers: list[int] | None = None) -> list[CheckedSentence]:
+def check_answer(answer: str, sources: list[str], embed=None, numbers: list[int] | None = None,
+                 question: str = "") -> list[CheckedSentence]:
     """sources[i] is the text of source [numbers[i]], default [i+1] (a chat keeps one numbering for all its turns,
-    so a turn's sources need not be 1..k). embed(list[str]) -> normalised vectors, optional."""
+    so a turn's sources need not be 1..k). embed(list[str]) -> normalised vectors, optional. `question`: what the
+    answer replies to; with it a sentence of at most SHORT_ANSWER_WORDS words is checked as its answer."""
     numbers = list(numbers) if numbers is not None else list(range(1, len(sources) + 1))
     index = {n: i for i, n in enumerate(numbers)}
     parts = split_answer(answer)
     plain = [strip_markers(s) for s, _ in parts]
+    asked = [question.strip() if question.strip() and is_short_answer(p) else "" for p in plain]
     srcs = [Source.of(s) for s in sources]
     semantic = None
     if embed is not None and parts and sources:
-        vecs = np.asarray(embed(plain + list(sources)))
+        judged = [f"{q} {p}" if q else p for q, p in zip(asked, plain)]  # what each topic is judged on
+        vecs = np.asarray(embed(judged + list(sources)))
         semantic = vecs[: len(plain)] @ vecs[len(plain):].T
 
     out = []
@@ -256,25 +280,26 @@ def check_answer(answer: str, sources: list[str], embed=None,
         cited = markers(sentence)
         valid = [n for n in cited if n in index]
         invalid = [n for n in cited if n not in valid]
-        if not claim or not is_claim(plain[i]):
+        if not claim or not (asked[i] or is_claim(plain[i])):
             out.append(CheckedSentence(sentence, cited, [], invalid, checked=False))
             continue
         row = semantic[i] if semantic is not None else None
         if cited:
-            checked = _judge_cited(plain[i], valid, srcs, row, index)
+            checked = _judge_cited(plain[i], valid, srcs, row, index, asked[i])
             checked.reasons += [f"[{n}] is not one of the sources" for n in invalid]
         else:
-            checked = _judge_unmarked(plain[i], srcs, row, numbers)
+            checked = _judge_unmarked(plain[i], srcs, row, numbers, asked[i])
         checked.text, checked.invalid = sentence, invalid
         out.append(checked)
     return out
 
 
-def best_support(claim: str, srcs: list[Source], similarities=None) -> tuple[str, int | None, Support | None]:
+def best_support(claim: str, srcs: list[Source], similarities=None,
+                 asked: str = "") -> tuple[str, int | None, Support | None]:
     """(status, index of the source, its Support) for a claim checked against every source, no marker given:
     the best-scoring source that supports it; else the best one on the same topic (contradicted); else the
     best-scoring one (unsupported). `similarities[j]`: embedder cosine of the claim and source j, optional."""
-    results = sorted(((support(claim, s, float(similarities[j]) if similarities is not None else 0.0), j)
+    results = sorted(((support(claim, s, float(similarities[j]) if similarities is not None else 0.0, asked), j)
                       for j, s in enumerate(srcs)), key=lambda r: -r[0].score)
     for res, j in results:
         if res.ok:
@@ -285,9 +310,9 @@ def best_support(claim: str, srcs: list[Source], similarities=None) -> tuple[str
     return "unsupported", (results[0][1] if results else None), (results[0][0] if results else None)
 
 
-def _judge_unmarked(plain: str, srcs: list[Source], sem_row, numbers: list[int]) -> CheckedSentence:
+def _judge_unmarked(plain: str, srcs: list[Source], sem_row, numbers: list[int], asked: str = "") -> CheckedSentence:
     """No marker: the best source that supports it (attributed), else why the closest related one does not."""
-    status, j, res = best_support(plain, srcs, sem_row)
+    status, j, res = best_support(plain, srcs, sem_row, asked)
     if status == "supported":
         return CheckedSentence("", [], [numbers[j]], attributed=True)
     if status == "contradicted":
