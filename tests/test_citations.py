@@ -201,6 +201,8 @@ def test_a_short_answer_is_checked_as_the_answer_to_its_question():
     assert check_answer("Levi's Stadium [2].", sources, question=where)[0].supported_by == [2]
     assert check_answer("at Levi's Stadium.", sources, question=where)[0].attributed  # no marker: found by us
     assert check_answer("Gillette Stadium [2].", sources, question=where)[0].status == "contradicted"
+    # a yes or no is no copy of a source: left unchecked, as without the question
+    assert [c.status for c in check_answer("Yes. No [1].", sources, question=asked)] == ["unchecked"] * 2
     # a longer sentence is a claim of its own: the question does not change how it is judged
     long = "The game was played at Levi's Stadium in Santa Clara [2]."
     assert check_answer(long, sources, question=where)[0].supported_by == check_answer(long, sources)[0].supported_by

@@ -32,6 +32,9 @@ MIN_CONTENT_WORDS = 2  # "Yes." or "See above." carry no claim to check (unless 
 # A reply sentence this short, given the question, is read as the answer to it ("in 1943 [1].", "black and white
 # [1]."): finetuned models answer in a few words, and alone such a fragment carries no claim to check.
 SHORT_ANSWER_WORDS = 5
+# Replies that are no copy of a source, so not checked as one: a yes/no answer needs a reading of polarity we do not do.
+REPLY_WORDS = frozenset("yes no yeah nope sure ok okay correct right true false indeed thanks thank see above "
+                        "below".split())
 MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;–-]|and)\s*\d+)*)\s*\]")
@@ -228,7 +231,8 @@ def is_claim(plain: str) -> bool:
 
 
 def is_short_answer(plain: str) -> bool:
-    return 0 < len(words(plain)) <= SHORT_ANSWER_WORDS and bool(content_words(plain))
+    said = words(plain)
+    return 0 < len(said) <= SHORT_ANSWER_WORDS and any(content_words(w) for w in said if w not in REPLY_WORDS)
 
 
 def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
