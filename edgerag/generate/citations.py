@@ -12,7 +12,8 @@ A sentence on the same topic as a source but with a fact the source does not sta
 is *contradicted*; one no source is about is *unsupported*; each carries the reasons ("1 year not in [1]").
 Sentences without a marker are matched to the best-supporting source and marked `attributed` (found by us, not
 cited by the model). Given the question, a sentence of a few words ("in 1943 [1].") is checked as its answer: the
-source must be about question and answer together, and state every word of the answer. Citations of numbers that were never given are flagged as invalid.
+source must be about question and answer together, and state every word of the answer. Citations of numbers that
+were never given are flagged as invalid.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MIN_CONTENT_WORDS = 2  # "Yes." or "See above." carry no claim to check (unless 
 # A reply sentence this short, given the question, is read as the answer to it ("in 1943 [1].", "black and white
 # [1]."): finetuned models answer in a few words, and alone such a fragment carries no claim to check.
 SHORT_ANSWER_WORDS = 5
-# Replies that are no copy of a source, so not checked as one: a yes/no answer needs a reading of polarity we do not do.
+# Replies that copy no source, so are not checked as an answer: a yes or no needs a reading of polarity we do not do.
 REPLY_WORDS = frozenset("yes no yeah nope sure ok okay correct right true false indeed thanks thank see above "
                         "below".split())
 MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
@@ -205,7 +206,8 @@ def closest_sentence(claim: str, sentences: list[str]) -> tuple[str, float]:
 
 def missing_words(claim: str, source: Source) -> list[str]:
     """The claim's content words the source does not use (stems compared), as written in the claim."""
-    return list(dict.fromkeys(w for w in words(claim) if content_words(w) and content_words(w)[0] not in source.content))
+    return list(dict.fromkeys(w for w in words(claim)
+                              if (stems := content_words(w)) and stems[0] not in source.content))
 
 
 def support(claim: str, source: Source, semantic: float = 0.0, asked: str = "") -> Support:
