@@ -12,8 +12,8 @@ A sentence on the same topic as a source but with a fact the source does not sta
 is *contradicted*; one no source is about is *unsupported*; each carries the reasons ("1 year not in [1]").
 Sentences without a marker are matched to the best-supporting source and marked `attributed` (found by us, not
 cited by the model). Given the question, a sentence of a few words ("in 1943 [1].") is checked as its answer: the
-source must be about question and answer together, and state every word of the answer. Citations of numbers that
-were never given are flagged as invalid.
+source must be about question and answer together, and state every word of the answer; one made only of the
+question's words is unsupported. Citations of numbers that were never given are flagged as invalid.
 """
 
 from __future__ import annotations
@@ -290,6 +290,10 @@ def check_answer(answer: str, sources: list[str], embed=None, numbers: list[int]
             out.append(CheckedSentence(sentence, cited, [], invalid, checked=False))
             continue
         row = semantic[i] if semantic is not None else None
+        if asked[i] and set(content_words(plain[i])) <= set(content_words(asked[i])):
+            # "At the time of Martin Luther what was in demand?" -> "in demand [1].": a source saying it proves nothing
+            out.append(CheckedSentence(sentence, cited, [], invalid, reasons=["it repeats the question"]))
+            continue
         if cited:
             checked = _judge_cited(plain[i], valid, srcs, row, index, asked[i])
             checked.reasons += [f"[{n}] is not one of the sources" for n in invalid]
