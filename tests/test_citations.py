@@ -203,6 +203,8 @@ def test_a_short_answer_is_checked_as_the_answer_to_its_question():
     assert check_answer("Gillette Stadium [2].", sources, question=where)[0].status == "contradicted"
     checked = check_answer("the restored video [1].", sources, question=asked)  # words the question says
     assert checked[0].status == "unsupported" and checked[0].reasons == ["it repeats the question"]
+    choice = "Did the video get colour or did it remain black and white?"  # its answer is the question's words
+    assert check_answer("black and white [1].", sources, question=choice)[0].supported_by == [1]
     # a yes or no is no copy of a source: left unchecked, as without the question
     assert [c.status for c in check_answer("Yes. No [1].", sources, question=asked)] == ["unchecked"] * 2
     # a longer sentence is a claim of its own: the question does not change how it is judged

@@ -38,6 +38,7 @@ REPLY_WORDS = frozenset("yes no yeah nope sure ok okay correct right true false 
                         "below".split())
 MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
 
+_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)  # "A or B?": its answer is one of its own words
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;–-]|and)\s*\d+)*)\s*\]")
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:[,;–-]|and)\s*\d+)*\s*\])+")
 
@@ -290,8 +291,9 @@ def check_answer(answer: str, sources: list[str], embed=None, numbers: list[int]
             out.append(CheckedSentence(sentence, cited, [], invalid, checked=False))
             continue
         row = semantic[i] if semantic is not None else None
-        if asked[i] and set(content_words(plain[i])) <= set(content_words(asked[i])):
-            # "At the time of Martin Luther what was in demand?" -> "in demand [1].": a source saying it proves nothing
+        if asked[i] and not _CHOICE.search(asked[i]) and set(content_words(plain[i])) <= set(content_words(asked[i])):
+            # "At the time of Martin Luther what was in demand?" -> "in demand [1].": a source saying it proves
+            # nothing. A question that offers a choice ("... or did they remain black and white?") is answered so.
             out.append(CheckedSentence(sentence, cited, [], invalid, reasons=["it repeats the question"]))
             continue
         if cited:
