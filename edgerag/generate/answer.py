@@ -18,7 +18,7 @@ from ..retrieve import Hit, Retriever
 from ..retrieve.context import assemble, focus
 from ..store.keyword import Coverage, indexed_words
 from ..text import split_sentences
-from .citations import CheckedSentence, best_passage, check_answer, is_short_answer, strip_markers
+from .citations import CheckedSentence, as_answered, best_passage, check_answer, strip_markers
 from .prompts import NOT_FOUND, SYSTEM_PROMPT, messages_for, source_label, user_message
 
 PROMPT_OVERHEAD_TOKENS = 48  # chat-template tokens around the messages
@@ -268,10 +268,8 @@ class AnswerEngine:
             for n in (sentence.cited or sentence.supported_by or sentence.against):
                 if n in by_number and n not in seen:
                     src = by_number[n]
-                    claim = strip_markers(sentence.text)
-                    if is_short_answer(claim):  # "1943": the passage that answers the question with it
-                        claim = f"{answer.query} {claim}"
-                    seen[n] = Citation(n, src, best_passage(claim, src.text),
+                    quoted = best_passage(as_answered(strip_markers(sentence.text), answer.query), src.text)
+                    seen[n] = Citation(n, src, quoted,
                                        n in sentence.supported_by, sentence.attributed or n in sentence.against)
                 elif n in seen and n in sentence.supported_by:
                     seen[n].supported = True

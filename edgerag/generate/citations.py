@@ -238,6 +238,11 @@ def is_short_answer(plain: str) -> bool:
     return 0 < len(said) <= SHORT_ANSWER_WORDS and any(content_words(w) for w in said if w not in REPLY_WORDS)
 
 
+def as_answered(plain: str, question: str) -> str:
+    """What a sentence is judged on: a short answer together with its question ("1943" alone says nothing)."""
+    return f"{question.strip()} {plain}" if question.strip() and is_short_answer(plain) else plain
+
+
 def best_passage(sentence: str, source: str, max_chars: int = 300) -> str:
     """The source sentence that shares the most content words with `sentence` (what the UI highlights)."""
     candidates = split_sentences(source.strip()) or [source]
@@ -278,8 +283,7 @@ def check_answer(answer: str, sources: list[str], embed=None, numbers: list[int]
     srcs = [Source.of(s) for s in sources]
     semantic = None
     if embed is not None and parts and sources:
-        judged = [f"{q} {p}" if q else p for q, p in zip(asked, plain)]  # what each topic is judged on
-        vecs = np.asarray(embed(judged + list(sources)))
+        vecs = np.asarray(embed([as_answered(p, question) for p in plain] + list(sources)))
         semantic = vecs[: len(plain)] @ vecs[len(plain):].T
 
     out = []

@@ -146,8 +146,7 @@ class Generator:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream_chat(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.1,
-                    reuse_cache: bool = True, stop: list[str] | None = None,
-                    repeat_penalty: float | None = None) -> Iterator[str]:
+                    reuse_cache: bool = True, stop: list[str] | None = None) -> Iterator[str]:
         """Yield text pieces as they are generated; self.stats holds timings when the iterator finishes."""
         if not reuse_cache:
             self.llm.reset()
@@ -157,7 +156,7 @@ class Generator:
             self.prime(SYSTEM_PROMPT)  # the runtime's one system prompt; other callers' are not kept on disk
         stream = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=temperature,
                                                  top_k=40, top_p=0.95, stream=True, stop=stop,
-                                                 repeat_penalty=repeat_penalty or self.repeat_penalty)
+                                                 repeat_penalty=self.repeat_penalty)
         try:
             for chunk in stream:
                 piece = chunk["choices"][0]["delta"].get("content")
