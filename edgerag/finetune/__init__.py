@@ -34,7 +34,9 @@ REFUSAL_TWINS = False
 # questions, 19% restated, oracle F1 14.0 -> 18.0 (docs/results/xquad-finetune-v8).
 # 600 examples (one epoch = 132 steps, which the budget fits on an idle CPU) did no better than 400 at one epoch
 # (oracle F1 18.5 vs 20.2, no different) and restated the question in 33% of answers instead of 12%
-# (v18, docs/results/xquad-finetune-v17).
+# (v18, docs/results/xquad-finetune-v17). Again with today's targets (v24: 538 training examples, 107 steps in the
+# 25-minute budget): no different from v23 on 300 questions, F1 +0.4 / contains -2.3 with the gold passage
+# (docs/results/answer-lead).
 GENERATOR_SECONDS = 420.0
 MAX_EXAMPLES = 400
 # Generator questions per candidate before the cloze fallback (a retry samples hotter). 2 gave 37% generator questions

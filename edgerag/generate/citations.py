@@ -12,8 +12,9 @@ A sentence on the same topic as a source but with a fact the source does not sta
 is *contradicted*; one no source is about is *unsupported*; each carries the reasons ("1 year not in [1]").
 Sentences without a marker are matched to the best-supporting source and marked `attributed` (found by us, not
 cited by the model). Given the question, a sentence of a few words ("in 1943 [1].") is checked as its answer: the
-source must be about question and answer together, and state every word of the answer; one made only of the
-question's words is unsupported. Citations of numbers that were never given are flagged as invalid.
+source must be about question and answer together, and state every word of the answer, its numbers as counts of
+what the question counts ("18" answering "How many seconds…?" needs 18 seconds, not a score of 20–18); one made only
+of the question's words is unsupported. Citations of numbers that were never given are flagged as invalid.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..text import (Quantity, content_words, name_stems, names, negated, quantities, split_sentences, stem,
-                    words)
+from ..text import (NUMBER_WORDS, UNITS, Quantity, content_words, name_stems, names, negated, quantities,
+                    split_sentences, stem, words)
 
 LEXICAL_MIN = 0.5
 SEMANTIC_MIN = 0.65
@@ -39,6 +40,9 @@ REPLY_WORDS = frozenset("yes no yeah nope sure ok okay correct right true false 
 MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
 
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)  # "A or B?": its answer is one of its own words
+# "How many seconds…?", "What percentage…?": what the number a short answer gives counts.
+_COUNTED = re.compile(r"\bhow\s+(?:many|much)\s+(?:of\s+)?([^\W\d_]+)(?:\s+([^\W\d_]+))?|\bwhat\s+(percent(?:age)?)\b",
+                      re.IGNORECASE)
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;–-]|and)\s*\d+)*)\s*\]")
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:[,;–-]|and)\s*\d+)*\s*\])+")
 
@@ -187,9 +191,44 @@ def _has_quantity(q: Quantity, source: Source) -> bool:
     return not any(s.context & q.context for s in source.quantities)
 
 
-def missing_facts(claim: str, source: Source) -> list[str]:
-    """The numbers, dates and names of `claim` that `source` does not state, as written in the claim."""
-    missing = [q.phrase for q in quantities(claim) if not _has_quantity(q, source)]
+@dataclass(frozen=True)
+class Counted:
+    """What a number answering a question counts: "How many seconds…?" -> unit "second"; "How many tackles…?" ->
+    context {"tackl"} (the word a source's number must stand next to, as in _has_quantity)."""
+    word: str = ""  # as the question writes it, for messages ("18 seconds not in [1]")
+    unit: str | None = None
+    context: frozenset = frozenset()
+
+
+def counted(question: str) -> Counted:
+    match = _COUNTED.search(question)
+    if not match:
+        return Counted()
+    if match.group(3):
+        return Counted("percent", "percent")
+    said = [w for w in match.groups()[:2] if w and content_words(w)]  # "how many from each camp" counts nothing
+    unit = next((UNITS[w.lower()] for w in said if w.lower() in UNITS), None)
+    if unit:
+        return Counted(next(w for w in said if w.lower() in UNITS), unit)
+    return Counted(" ".join(said), None, frozenset(t for w in said for t in content_words(w)))
+
+
+def answer_quantities(claim: str, asked: str = "") -> list[Quantity]:
+    """The claim's numbers. A short answer's numbers take what its question counts ("18" answering "How many
+    seconds…?" is 18 seconds, so a source's "20–18" score does not support it when the source's seconds are 17),
+    unless the answer says itself ("27-30%")."""
+    found = quantities(claim)
+    what = counted(asked) if asked else Counted()
+    if not what.word or any(q.unit for q in found):
+        return found
+    return [Quantity(q.value, what.unit, q.surface, q.context | what.context, f"{q.surface} {what.word}")
+            for q in found]
+
+
+def missing_facts(claim: str, source: Source, asked: str = "") -> list[str]:
+    """The numbers, dates and names of `claim` that `source` does not state, as written in the claim. `asked`: the
+    question a short answer replies to (it says what the answer's numbers count)."""
+    missing = [q.phrase for q in answer_quantities(claim, asked) if not _has_quantity(q, source)]
     missing += [n.surface for n in names(claim) if not all(s in source.stems for s in n.stems)]
     return list(dict.fromkeys(missing))
 
@@ -206,9 +245,10 @@ def closest_sentence(claim: str, sentences: list[str]) -> tuple[str, float]:
 
 
 def missing_words(claim: str, source: Source) -> list[str]:
-    """The claim's content words the source does not use (stems compared), as written in the claim."""
-    return list(dict.fromkeys(w for w in words(claim)
-                              if (stems := content_words(w)) and stems[0] not in source.content))
+    """The claim's content words the source does not use (stems compared), as written in the claim. Numbers are
+    left to missing_facts, which reads "3" and "three" as the same."""
+    return list(dict.fromkeys(w for w in words(claim) if not (w.isdigit() or w.lower() in NUMBER_WORDS)
+                              and (stems := content_words(w)) and stems[0] not in source.content))
 
 
 def support(claim: str, source: Source, semantic: float = 0.0, asked: str = "") -> Support:
@@ -218,7 +258,7 @@ def support(claim: str, source: Source, semantic: float = 0.0, asked: str = "") 
     "did not include sound"). `semantic` is the cosine of the same text the topic is judged on."""
     lexical = lexical_support(f"{asked} {claim}" if asked else claim, source.text)
     related = lexical >= LEXICAL_MIN or semantic >= SEMANTIC_MIN
-    missing = missing_facts(claim, source) if related else []
+    missing = missing_facts(claim, source, asked) if related else []
     opposite = None
     if related and asked:
         missing += [f"“{w}”" for w in missing_words(claim, source)]
@@ -261,7 +301,7 @@ def _judge_cited(plain: str, cited: list[int], srcs: list[Source], sem_row, inde
     related = [n for n, r in results.items() if r.related and r.opposite is None]
     if not ok and len(related) > 1:  # facts spread over the cited sources: "born in 1900 [1] in Paris [2]"
         merged = Source.of("\n\n".join(srcs[index[n]].text for n in related))
-        if not missing_facts(plain, merged) and not (asked and missing_words(plain, merged)):
+        if not missing_facts(plain, merged, asked) and not (asked and missing_words(plain, merged)):
             ok = related
     if ok:
         return CheckedSentence("", cited, ok)
