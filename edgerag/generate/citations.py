@@ -201,6 +201,7 @@ class Counted:
 
 
 def counted(question: str) -> Counted:
+    """What a "how many / how much / what percentage" question counts; nothing for any other question."""
     match = _COUNTED.search(question)
     if not match:
         return Counted()
@@ -216,7 +217,7 @@ def counted(question: str) -> Counted:
 def answer_quantities(claim: str, asked: str = "") -> list[Quantity]:
     """The claim's numbers. A short answer's numbers take what its question counts ("18" answering "How many
     seconds…?" is 18 seconds, so a source's "20–18" score does not support it when the source's seconds are 17),
-    unless the answer says itself ("27-30%")."""
+    unless the answer says what it counts itself ("27-30%")."""
     found = quantities(claim)
     what = counted(asked) if asked else Counted()
     if not what.word or any(q.unit for q in found):
