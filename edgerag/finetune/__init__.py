@@ -49,7 +49,9 @@ GENERATOR_TRIES = 1
 # Fronted who/what/when/where questions made by rule (questions.py) before the generator's and cloze ones. They did
 # not help: with them (45 of 400 questions) the model still refused 8 of 13 oracle "who" questions at 120 steps, and
 # at one epoch F1 was 11.7 against v8's 18.0 and more answers restated the question (29.7% vs 19.0)
-# (docs/results/xquad-finetune-v11). Off by default; `--fronted-questions` turns them on.
+# (docs/results/xquad-finetune-v11). With today's targets, where such a question's target is the bare answer, they did
+# worse still: v25 (44 of 400 questions) against v23, oracle F1 -6.7 [-10.7, -2.8], open -7.8 [-11.4, -4.1]
+# (docs/results/answer-lead). Off by default; `--fronted-questions` turns them on.
 FRONTED_QUESTIONS = False
 # The answer target is the source sentence, or for a longer one a window of at most this many words holding the
 # answer span (data.answer_sentence). Replies are graded against 2-3 word gold spans, so a model copying its targets
