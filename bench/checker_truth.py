@@ -10,6 +10,7 @@ Reads the results of `edgerag eval qa` runs (or `eval recheck` runs of them); no
 Per run and system, for answers that carry a marker the model wrote and are not refusals:
 - right: the reply contains a gold answer; partial: it shares words with one (F1 > 0); wrong: neither;
 - confirmed: every marker the model wrote is confirmed by the checker; rejected: none is (some: in between).
+Runs of the `--unanswerable` condition are left out: they have no right answer.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def verdict(record: dict) -> str:
 
 
 def table(records: list[dict]) -> Counter:
+    """Answerable questions only: an `--unanswerable` run has no right answer to compare with."""
     return Counter((truth(r), verdict(r)) for r in records
-                   if r.get("model_markers") and not r.get("refusal") and r.get("model_citation_precision") is not None)
+                   if r.get("condition") != "unanswerable" and r.get("model_markers") and not r.get("refusal")
+                   and r.get("model_citation_precision") is not None)
 
 
 def report(name: str, counts: Counter) -> str:

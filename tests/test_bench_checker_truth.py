@@ -25,7 +25,8 @@ def test_it_counts_confirmed_answers_that_are_right(tmp_path):
             record("v23", 0.0, 0.0, 0.5),   # wrong, half its markers confirmed
             record("v23", 0.0, 0.0, None, markers=0.0),  # no marker of its own: not counted
             record("v23", 0.0, 0.0, None, refusal=1.0),  # a refusal: not counted
-            record("base", 1.0, 0.2, 1.0)]
+            record("base", 1.0, 0.2, 1.0),
+            {**record("v23", 0.0, 0.0, 1.0), "condition": "unanswerable"}]  # no right answer to compare with
     (run / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     out = subprocess.run([sys.executable, str(REPO / "bench" / "checker_truth.py"), str(run), "--system", "v23"],
                          capture_output=True, text=True, check=True).stdout

@@ -12,9 +12,10 @@ A sentence on the same topic as a source but with a fact the source does not sta
 is *contradicted*; one no source is about is *unsupported*; each carries the reasons ("1 year not in [1]").
 Sentences without a marker are matched to the best-supporting source and marked `attributed` (found by us, not
 cited by the model). Given the question, a sentence of a few words ("in 1943 [1].") is checked as its answer: the
-source must be about question and answer together, and state every word of the answer, its numbers as counts of
-what the question counts ("18" answering "How many seconds…?" needs 18 seconds, not a score of 20–18); one made only
-of the question's words is unsupported. Citations of numbers that were never given are flagged as invalid.
+source must be about question and answer together, and state every word of the answer, its numbers in the unit the
+question asks for ("18" answering "How many seconds…?" is not supported by a score of 20–18 where the source's
+seconds are 17); one made only of the question's words is unsupported. Citations of numbers that were never given
+are flagged as invalid.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..text import (NUMBER_WORDS, UNITS, Quantity, content_words, name_stems, names, negated, quantities,
+from ..text import (UNITS, Quantity, content_words, name_stems, names, negated, quantities,
                     split_sentences, stem, words)
 
 LEXICAL_MIN = 0.5
@@ -40,7 +41,7 @@ REPLY_WORDS = frozenset("yes no yeah nope sure ok okay correct right true false 
 MAX_RANGE = 20  # "[1-3]" expands; "[1-999]" is not a citation
 
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)  # "A or B?": its answer is one of its own words
-# "How many seconds…?", "What percentage…?": what the number a short answer gives counts.
+# "How many seconds…?", "What percentage…?": the unit of the number a short answer gives.
 _COUNTED = re.compile(r"\bhow\s+(?:many|much)\s+(?:of\s+)?([^\W\d_]+)(?:\s+([^\W\d_]+))?|\bwhat\s+(percent(?:age)?)\b",
                       re.IGNORECASE)
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;–-]|and)\s*\d+)*)\s*\]")
@@ -191,44 +192,49 @@ def _has_quantity(q: Quantity, source: Source) -> bool:
     return not any(s.context & q.context for s in source.quantities)
 
 
-@dataclass(frozen=True)
-class Counted:
-    """What a number answering a question counts: "How many seconds…?" -> unit "second"; "How many tackles…?" ->
-    context {"tackl"} (the word a source's number must stand next to, as in _has_quantity)."""
-    word: str = ""  # as the question writes it, for messages ("18 seconds not in [1]")
-    unit: str | None = None
-    context: frozenset = frozenset()
+# "How many pounds": weight or money; "how many degrees": angle or temperature. Not read as units.
+_AMBIGUOUS_UNITS = frozenset("pound pounds degree degrees".split())
+# "How many of the seconds": the counted word comes after these.
+_DETERMINERS = frozenset("the its their his her these those our your my".split())
 
 
-def counted(question: str) -> Counted:
-    """What a "how many / how much / what percentage" question counts; nothing for any other question."""
+def counted_unit(question: str) -> tuple[str, str] | None:
+    """(the word as written, its unit) when a "how many / how much / what percentage" question counts a unit:
+    "How many seconds…?" -> ("seconds", "second"). None otherwise: "How many tackles…?" counts a thing, whose
+    number a source may state next to any of several words ("killed 7 and injured 12 people"), too loosely bound to
+    test; "How much does it cost?" names nothing counted."""
     match = _COUNTED.search(question)
     if not match:
-        return Counted()
+        return None
     if match.group(3):
-        return Counted("percent", "percent")
-    said = [w for w in match.groups()[:2] if w and content_words(w)]  # "how many from each camp" counts nothing
-    unit = next((UNITS[w.lower()] for w in said if w.lower() in UNITS), None)
-    if unit:
-        return Counted(next(w for w in said if w.lower() in UNITS), unit)
-    return Counted(" ".join(said), None, frozenset(t for w in said for t in content_words(w)))
+        return "percent", "percent"
+    first, second = match.group(1), match.group(2)
+    word = (second if first.lower() in _DETERMINERS else first) or ""
+    unit = UNITS.get(word.lower()) if word.lower() not in _AMBIGUOUS_UNITS else None
+    return (word, unit) if unit else None
 
 
 def answer_quantities(claim: str, asked: str = "") -> list[Quantity]:
-    """The claim's numbers. A short answer's numbers take what its question counts ("18" answering "How many
-    seconds…?" is 18 seconds, so a source's "20–18" score does not support it when the source's seconds are 17),
-    unless the answer says what it counts itself ("27-30%")."""
+    """The claim's numbers. A short answer's bare numbers take the unit its question counts: "18" answering "How many
+    seconds…?" is 18 seconds, so when the source counts seconds (17 of them), its "20–18" score does not support it.
+    Not an answer that says what it counts ("27-30%", "two terms"), nor a year ("1939" to "How many years…?" is a
+    date)."""
     found = quantities(claim)
-    what = counted(asked) if asked else Counted()
-    if not what.word or any(q.unit for q in found):
+    asked_for = counted_unit(asked) if asked else None
+    if not asked_for or any(q.unit or q.phrase != q.surface for q in found):
         return found
-    return [Quantity(q.value, what.unit, q.surface, q.context | what.context, f"{q.surface} {what.word}")
+    word, unit = asked_for
+    return [q if _looks_like_year(q) else Quantity(q.value, unit, q.surface, q.context, f"{q.surface} {word}")
             for q in found]
+
+
+def _looks_like_year(q: Quantity) -> bool:
+    return q.value.is_integer() and 1000 <= q.value <= 2100 and q.surface.isdigit()
 
 
 def missing_facts(claim: str, source: Source, asked: str = "") -> list[str]:
     """The numbers, dates and names of `claim` that `source` does not state, as written in the claim. `asked`: the
-    question a short answer replies to (it says what the answer's numbers count)."""
+    question a short answer replies to (it may give the unit of the answer's bare numbers)."""
     missing = [q.phrase for q in answer_quantities(claim, asked) if not _has_quantity(q, source)]
     missing += [n.surface for n in names(claim) if not all(s in source.stems for s in n.stems)]
     return list(dict.fromkeys(missing))
@@ -245,10 +251,17 @@ def closest_sentence(claim: str, sentences: list[str]) -> tuple[str, float]:
     return best, share
 
 
+def _number_words(text: str) -> set[str]:
+    """The words of `text` that are part of a number it states ("3", "three", "2 million"): missing_facts checks
+    those, reading "3" and "three" as the same. A bare "one" is not among them (quantities reads it as a pronoun)."""
+    return {w for q in quantities(text) for w in words(q.surface)}
+
+
 def missing_words(claim: str, source: Source) -> list[str]:
-    """The claim's content words the source does not use (stems compared), as written in the claim. Numbers are
-    left to missing_facts, which reads "3" and "three" as the same."""
-    return list(dict.fromkeys(w for w in words(claim) if not (w.isdigit() or w.lower() in NUMBER_WORDS)
+    """The claim's content words the source does not use (stems compared), as written in the claim; the words of
+    its numbers are left to missing_facts."""
+    numeric = _number_words(claim)
+    return list(dict.fromkeys(w for w in words(claim) if w not in numeric
                               and (stems := content_words(w)) and stems[0] not in source.content))
 
 
